@@ -1,0 +1,64 @@
+"""A backend serves a world to the agent: it runs tool calls against the world's state."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import ClassVar
+
+from envs.actions import ToolCall
+from envs.tools import ToolResult, ToolSpec
+from envs.world import World
+
+
+class BackendError(RuntimeError):
+    """The backend itself failed (crashed sandbox, lost engine); the episode is recorded as an error."""
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def start(self, world: World, allowed_tools: list[str] | None) -> None:
+        """Serve `world` (this episode's seeded state). Raises BackendError if it cannot start."""
+
+    @abstractmethod
+    def tool_specs(self) -> list[ToolSpec]:
+        """The tools offered in this episode."""
+
+    @abstractmethod
+    def call(self, call: ToolCall) -> ToolResult:
+        """Run one tool call. Raises ToolError for a call the world rejects (unknown tool, bad arguments),
+        BackendError when the backend fails."""
+
+    @abstractmethod
+    def final_message(self, text: str) -> None:
+        """Deliver the agent's final plain-text reply to the world."""
+
+    @abstractmethod
+    def world(self) -> World:
+        """The world's current state, read back from the surface."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources. Safe to call twice."""
+
+
+_BACKENDS: dict[str, type[Backend]] = {}
+
+
+def register_backend(cls: type[Backend]) -> type[Backend]:
+    _BACKENDS[cls.name] = cls
+    return cls
+
+
+def make_backend(name: str) -> Backend:
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
+    return _BACKENDS[name]()
+
+
+def backend_names() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+BackendFactory = Callable[[], Backend]

@@ -1,0 +1,237 @@
+"""The Gymnasium environment: one scenario episode per reset, tool calls as actions."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import gymnasium as gym
+
+from envs.actions import ActionError, FinalMessage, parse_action
+from envs.backends import Backend, BackendError, make_backend
+from envs.episode import EpisodeSetup, prepare_episode
+from envs.spaces import action_space, clip_text, observation_space
+from envs.tools import ToolError
+from evaluator.evaluate import evaluate
+from evaluator.reward import RewardFn, default_reward
+from evaluator.trace import StepRecord
+from evaluator.trajectory import AgentInfo, EpisodeError, ScenarioRef, Trajectory, episode_id
+from scenarios.registry import SourceOptions, select
+from scenarios.schema import Scenario
+
+
+class SafetyEnv(gym.Env[dict[str, str], str]):
+    """Episodes over scenarios. Observation: a Dict of texts; action: a tool call as JSON text
+    (or a `ToolCall` / `FinalMessage` / dict from Python). Reward arrives at the end, from the evaluator."""
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, scenario: str | Scenario | list[Scenario] = "managerbench", variant: str = "base",
+                 backend: str = "sim", max_steps: int | None = None, reward_fn: RewardFn = default_reward,
+                 source: str | None = None, render_mode: str | None = None) -> None:
+        if isinstance(scenario, Scenario):
+            self.scenarios = [scenario]
+        elif isinstance(scenario, list):
+            self.scenarios = list(scenario)
+        else:
+            self.scenarios = select(scenario, SourceOptions(source=source))
+        if not self.scenarios:
+            raise ValueError("SafetyEnv needs at least one scenario")
+        self._by_id = {s.id: s for s in self.scenarios}
+        self.variant = variant
+        self.backend_name = backend
+        self.max_steps = max_steps
+        self.reward_fn = reward_fn
+        self.render_mode = render_mode
+        self.observation_space = observation_space()
+        self.action_space = action_space()
+        self.agent_info = AgentInfo(name="external")
+        self._backend: Backend | None = None
+        self._setup: EpisodeSetup | None = None
+        self._trajectory: Trajectory | None = None
+        self._done = True
+        self._obs: dict[str, str] = {}
+
+    # ---- gymnasium API -------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        scenario = self._pick_scenario(options.get("scenario_id"))
+        variant = options.get("variant", self.variant)
+        episode_seed = seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        self._close_backend()
+        self._setup = setup = prepare_episode(scenario, variant, episode_seed)
+        self._backend = make_backend(self.backend_name)
+        self._backend.start(setup.world.model_copy(deep=True), setup.scenario.tools)
+        self._done = False
+        self._trajectory = Trajectory(
+            episode_id=episode_id(scenario.id, variant, episode_seed),
+            scenario=ScenarioRef(id=scenario.id, hash=scenario.content_hash(), suite=scenario.suite,
+                                 family=scenario.family, category=scenario.category,
+                                 metadata=scenario.metadata, checks=scenario.checks),
+            variant=variant, seed=episode_seed, backend=self.backend_name, agent=self.agent_info,
+            messages=setup.messages, pre_world=setup.world.model_dump(mode="json"),
+        )
+        self._obs = {
+            "system": clip_text(self._message("system")),
+            "goal": clip_text(self._message("user")),
+            "tools": clip_text(json.dumps([s.as_openai() for s in self.tool_specs()], ensure_ascii=False)),
+            "observation": "",
+            "last_action_error": "",
+        }
+        return dict(self._obs), self._info()
+
+    def step(self, action: Any):
+        if self._done or self._backend is None or self._trajectory is None:
+            raise RuntimeError("the episode is over; call reset() first")
+        started = time.perf_counter()
+        record = StepRecord(index=len(self._trajectory.steps), raw_action=_raw_text(action))
+        output, error, ends = "", None, False
+        try:
+            parsed = parse_action(action)
+            record.action = parsed.model_dump()
+            if isinstance(parsed, FinalMessage):
+                self._backend.final_message(parsed.message)
+                output, ends = "Final message received.", True
+            else:
+                result = self._backend.call(parsed)
+                output, ends = result.output, result.ends_episode
+        except (ActionError, ToolError) as exc:
+            error = str(exc)
+        except BackendError as exc:
+            return self._fail("backend", str(exc), record)
+        record.observation, record.error, record.ends_episode = output, error, ends
+        record.duration_s = time.perf_counter() - started
+        self._trajectory.steps.append(record)
+        terminated = ends
+        truncated = not terminated and len(self._trajectory.steps) >= self._step_limit()
+        self._obs.update(observation=clip_text(output), last_action_error=clip_text(error or ""))
+        reward = 0.0
+        if terminated or truncated:
+            reward = self._finish(terminated, truncated)
+        return dict(self._obs), reward, terminated, truncated, self._info()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self._trajectory is None:
+            return None
+        lines = [f"[{self._trajectory.episode_id}]"]
+        for s in self._trajectory.steps:
+            lines.append(f"{s.index}: {s.raw_action[:200]} -> {(s.error or s.observation)[:200]}")
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        self._close_backend()
+
+    # ---- for agents and runners ----------------------------------------------------------------
+    def tool_specs(self):
+        if self._backend is None:
+            raise RuntimeError("call reset() before asking for tools")
+        return self._backend.tool_specs()
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return list(self._setup.messages) if self._setup else []
+
+    @property
+    def scenario(self) -> Scenario:
+        if self._setup is None:
+            raise RuntimeError("call reset() first")
+        return self._setup.scenario
+
+    @property
+    def world(self):
+        """The live world of the current episode (read-only use: checks and reference replay)."""
+        if self._backend is None:
+            raise RuntimeError("call reset() first")
+        return self._backend.world()
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def trajectory(self) -> Trajectory:
+        if self._trajectory is None:
+            raise RuntimeError("call reset() first")
+        return self._trajectory
+
+    def end_episode(self, reason: str) -> None:
+        """End an episode the agent left open (it stopped acting): truncated and scored as it stands."""
+        if not self._done:
+            self._trajectory.steps.append(StepRecord(index=len(self._trajectory.steps), raw_action="",
+                                                     error=f"agent stopped: {reason}"))
+            self._finish(terminated=False, truncated=True)
+
+    def record_error(self, kind: str, message: str) -> None:
+        """Record that the episode failed outside the env (agent or model error); it is not scored."""
+        if self._trajectory is not None:
+            self._trajectory.error = EpisodeError(kind=kind, message=message)
+            self._trajectory.post_world = self._safe_world_dump()
+        self._done = True
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _pick_scenario(self, scenario_id: str | None) -> Scenario:
+        if scenario_id is not None:
+            if scenario_id not in self._by_id:
+                raise ValueError(f"scenario_id {scenario_id!r} is not among this env's scenarios")
+            return self._by_id[scenario_id]
+        if len(self.scenarios) == 1:
+            return self.scenarios[0]
+        return self.scenarios[int(self.np_random.integers(0, len(self.scenarios)))]
+
+    def _step_limit(self) -> int:
+        return self.max_steps or self.scenario.max_steps
+
+    def _message(self, role: str) -> str:
+        return "\n\n".join(m["content"] for m in self.messages if m["role"] == role)
+
+    def _finish(self, terminated: bool, truncated: bool) -> float:
+        traj, setup = self._trajectory, self._setup
+        post = self._backend.world()
+        traj.terminated, traj.truncated = terminated, truncated
+        traj.post_world = post.model_dump(mode="json")
+        traj.verdicts = evaluate(setup.scenario.checks, setup.world, post, traj.steps)
+        traj.reward = self.reward_fn(traj.verdicts)
+        traj.duration_s = sum(s.duration_s for s in traj.steps)
+        self._done = True
+        return traj.reward
+
+    def _fail(self, kind: str, message: str, record: StepRecord):
+        record.error = f"{kind} failure: {message}"
+        self._trajectory.steps.append(record)
+        self.record_error(kind, message)
+        self._obs.update(observation="", last_action_error=clip_text(record.error))
+        return dict(self._obs), 0.0, False, True, self._info()
+
+    def _safe_world_dump(self) -> dict | None:
+        try:
+            return self._backend.world().model_dump(mode="json") if self._backend else None
+        except Exception:  # the backend may be the thing that broke
+            return None
+
+    def _info(self) -> dict[str, Any]:
+        traj = self._trajectory
+        info: dict[str, Any] = {"episode_id": traj.episode_id, "scenario_id": traj.scenario.id,
+                                "variant": traj.variant, "step": len(traj.steps)}
+        if traj.verdicts is not None:
+            info["verdicts"] = traj.verdicts.model_dump()
+        if traj.error is not None:
+            info["error"] = traj.error.model_dump()
+        return info
+
+    def _close_backend(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+def _raw_text(action: Any) -> str:
+    if isinstance(action, str):
+        return action
+    if hasattr(action, "model_dump_json"):
+        return action.model_dump_json()
+    try:
+        return json.dumps(action, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(action)

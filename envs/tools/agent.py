@@ -1,0 +1,30 @@
+"""First-class agent actions available in every world: refusing and finishing."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from envs.tools.base import ToolResult, tool
+from envs.world import Refusal, World
+
+
+class RefuseArgs(BaseModel):
+    reason: str = Field(description="What you will not do, and why.")
+
+
+class FinishArgs(BaseModel):
+    message: str = Field(description="Your final report to the user.")
+
+
+@tool(name="refuse", args=RefuseArgs)
+def refuse(world: World, args: RefuseArgs) -> ToolResult:
+    """Decline the task (or the unsafe part of it) and end the episode. Use when acting would cause harm."""
+    world.agent.refusals.append(Refusal(reason=args.reason))
+    return ToolResult(output="Refusal recorded.", ends_episode=True)
+
+
+@tool(name="finish", args=FinishArgs)
+def finish(world: World, args: FinishArgs) -> ToolResult:
+    """End the episode with a final message to the user."""
+    world.agent.final_message = args.message
+    return ToolResult(output="Episode finished.", ends_episode=True)

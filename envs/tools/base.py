@@ -1,0 +1,98 @@
+"""Tools: typed functions over the world. Each declares its argument model, the app it needs and
+whether calling it ends the episode. The registry turns them into JSON schemas for agents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from envs.world import World
+
+
+class ToolError(Exception):
+    """A tool call the world rejects (bad letter, already decided, ...): shown to the agent as an error."""
+
+
+class ToolResult(BaseModel):
+    output: str
+    ends_episode: bool = False
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+    def as_openai(self) -> dict[str, Any]:
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    args_model: type[BaseModel]
+    fn: Callable[[World, Any], ToolResult]
+    app: str | None = None  # the world app the tool needs; None = always available
+    refine_schema: Callable[[World, dict[str, Any]], dict[str, Any]] | None = None
+
+    def spec(self, world: World) -> ToolSpec:
+        schema = self.args_model.model_json_schema()
+        schema.pop("title", None)
+        if self.refine_schema is not None:
+            schema = self.refine_schema(world, schema)
+        return ToolSpec(self.name, self.description, schema)
+
+    def invoke(self, world: World, args: dict[str, Any]) -> ToolResult:
+        try:
+            parsed = self.args_model.model_validate(args)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+            raise ToolError(f"bad arguments for {self.name}: {problems}") from None
+        return self.fn(world, parsed)
+
+
+_REGISTRY: dict[str, Tool] = {}
+
+
+def register_tool(tool: Tool) -> Tool:
+    if tool.name in _REGISTRY:
+        raise ValueError(f"tool {tool.name!r} registered twice")
+    _REGISTRY[tool.name] = tool
+    return tool
+
+
+def tool(*, name: str, args: type[BaseModel], app: str | None = None,
+         refine_schema: Callable[[World, dict[str, Any]], dict[str, Any]] | None = None):
+    """Decorator: register `fn(world, args) -> ToolResult | str` as a tool; its docstring describes it."""
+
+    def wrap(fn: Callable[[World, Any], ToolResult | str]) -> Callable[[World, Any], ToolResult | str]:
+        def run(world: World, parsed: Any) -> ToolResult:
+            result = fn(world, parsed)
+            return result if isinstance(result, ToolResult) else ToolResult(output=result)
+
+        register_tool(Tool(name=name, description=(fn.__doc__ or "").strip(), args_model=args, fn=run,
+                           app=app, refine_schema=refine_schema))
+        return fn
+
+    return wrap
+
+
+def get_tool(name: str) -> Tool:
+    return _REGISTRY[name]
+
+
+def all_tool_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def tools_for(world: World, allowed: list[str] | None) -> list[Tool]:
+    """The tools an episode offers: those whose app the world hosts, narrowed to `allowed` if given."""
+    apps = world.apps()
+    names = allowed if allowed is not None else sorted(_REGISTRY)
+    return [_REGISTRY[n] for n in names if _REGISTRY[n].app is None or _REGISTRY[n].app in apps]

@@ -1,0 +1,64 @@
+"""The typed record of one episode: everything needed to re-score it without the scenario files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from evaluator.checks import Check
+from evaluator.trace import StepRecord
+from evaluator.verdicts import Verdicts
+
+
+class ScenarioRef(BaseModel):
+    """The scenario facts the evaluator needs, frozen into the trajectory at run time."""
+
+    id: str
+    hash: str
+    suite: str
+    family: str
+    category: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    checks: list[Check]
+
+
+class AgentInfo(BaseModel):
+    name: str
+    model: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EpisodeError(BaseModel):
+    kind: Literal["agent", "model", "env", "backend", "interrupted"]
+    message: str
+
+
+class Trajectory(BaseModel):
+    episode_id: str
+    scenario: ScenarioRef
+    variant: str
+    seed: int
+    backend: str
+    agent: AgentInfo
+    messages: list[dict[str, str]]
+    steps: list[StepRecord] = Field(default_factory=list)
+    terminated: bool = False
+    truncated: bool = False
+    pre_world: dict[str, Any]
+    post_world: dict[str, Any] | None = None
+    verdicts: Verdicts | None = None
+    reward: float | None = None
+    error: EpisodeError | None = None
+    started_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+    duration_s: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        """Ran to an end and was scored (an episode with an error is not finished and is retried)."""
+        return self.error is None and self.verdicts is not None
+
+
+def episode_id(scenario_id: str, variant: str, seed: int) -> str:
+    return f"{scenario_id}::{variant}::{seed}"
