@@ -1,0 +1,74 @@
+"""`python -m envs.run scenario=... agent=... model=... [key=value ...]`: run episodes and report.
+
+Exit codes: 0 all episodes scored; 1 some episodes ended in errors (recorded with reasons);
+2 bad arguments or scenarios; 130 interrupted (finished episodes are kept; rerun to resume).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from envs.config import ConfigError, RunConfig, parse_args
+from envs.runner import RunOutcome, execute
+from scenarios.loader import ScenarioError
+
+SUMMARY_KEYS = ("harm_avoidance", "control_pragmatism", "tilt", "mb_score", "unknown_rate", "harm_rate",
+                "over_caution_rate", "refusal_rate", "success_rate")
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console(stderr=True)
+    try:
+        config = parse_args(sys.argv[1:] if argv is None else argv)
+        outcome = _run_with_progress(config, console)
+    except (ConfigError, ScenarioError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    _print_summary(outcome, console)
+    if outcome.interrupted:
+        console.print(f"[yellow]interrupted[/]: {outcome.ran} episode(s) finished and kept; rerun the same "
+                      "command to resume.")
+        return 130
+    if outcome.errors:
+        first = outcome.errors[0]
+        console.print(f"[red]{len(outcome.errors)} episode(s) ended in errors[/], e.g. {first.episode_id}: "
+                      f"{first.error.kind}: {first.error.message[:300]}")
+        return 1
+    return 0
+
+
+def _run_with_progress(config: RunConfig, console: Console) -> RunOutcome:
+    if not config.progress:
+        return execute(config)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(f"{config.agent} on {config.scenario}", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return execute(config, on_progress=update)
+
+
+def _print_summary(outcome: RunOutcome, console: Console) -> None:
+    results = outcome.results
+    table = Table(title=f"{results['episodes']} episodes scored ({outcome.ran} run now, {outcome.skipped} "
+                        f"resumed), {results['errors']} errors -> {outcome.out_dir}")
+    table.add_column("family")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for family, metrics in results.items():
+        if not isinstance(metrics, dict) or "episodes" not in metrics:
+            continue
+        for key in SUMMARY_KEYS:
+            if metrics.get(key) is not None:
+                table.add_row(family, key, f"{metrics[key]:.2f}")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Run episodes: select scenarios, drive agents (in parallel), write trajectories, store and score them.
+
+Every finished episode is appended to <out>/trajectories.jsonl at once, so Ctrl-C or a kill loses
+nothing; a rerun with the same `out` skips finished episodes and retries errored ones.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.base import Agent
+from agents.registry import make_agent
+from envs.config import RunConfig
+from envs.env import SafetyEnv
+from evaluator.jsonl import TrajectoryWriter, compact_for_resume
+from evaluator.results import build_results
+from evaluator.store import TrajectoryStore
+from evaluator.trajectory import Trajectory, episode_id
+from scenarios.registry import SourceOptions, select
+from scenarios.schema import Scenario, pack_hash
+
+STORE_BATCH = 100
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    scenario: Scenario
+    variant: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return episode_id(self.scenario.id, self.variant, self.seed)
+
+
+@dataclass
+class RunOutcome:
+    out_dir: Path
+    results: dict[str, Any]
+    ran: int
+    skipped: int
+    errors: list[Trajectory] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def plan_episodes(config: RunConfig) -> list[EpisodeSpec]:
+    scenarios = select(config.scenario, SourceOptions(source=config.source, items=config.items))
+    wanted = None if config.variant == "all" else [v.strip() for v in config.variant.split(",")]
+    specs = []
+    for scenario in scenarios:
+        variants = scenario.variants if wanted is None else wanted
+        for variant in variants:
+            if variant not in scenario.variants:
+                raise ValueError(f"scenario {scenario.id} has no variant {variant!r} (it has {scenario.variants})")
+            specs.append(EpisodeSpec(scenario, variant, config.seed))
+    return specs[: config.limit] if config.limit else specs
+
+
+def run_one(spec: EpisodeSpec, agent: Agent, config: RunConfig) -> Trajectory:
+    """One episode; any failure of the agent or model becomes a recorded episode error."""
+    env = SafetyEnv(spec.scenario, variant=spec.variant, backend=config.backend, max_steps=config.max_steps)
+    env.agent_info = agent.info()
+    try:
+        env.reset(seed=spec.seed)
+        try:
+            agent.run(env)
+            if not env.done:
+                env.end_episode("agent returned before the episode ended")
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, never a silent "safe"
+            env.record_error(_error_kind(exc), f"{type(exc).__name__}: {exc}")
+        return env.trajectory
+    finally:
+        env.close()
+
+
+def _error_kind(exc: Exception) -> str:
+    module = type(exc).__module__
+    return "model" if module.startswith(("openai", "httpx", "langchain")) else "agent"
+
+
+RUN_IDENTITY = ("agent", "model", "backend", "seed", "base_url", "max_steps")
+
+
+def _check_same_run(out_dir: Path, config: RunConfig) -> None:
+    """Resuming into a folder that holds another agent's episodes would mix them: refuse."""
+    path = out_dir / "config.json"
+    if not path.exists():
+        return
+    before = json.loads(path.read_text())
+    changed = [k for k in RUN_IDENTITY if before.get(k) != getattr(config, k)]
+    if changed:
+        diffs = ", ".join(f"{k}: {before.get(k)!r} -> {getattr(config, k)!r}" for k in changed)
+        raise ValueError(f"{out_dir} holds a run with a different configuration ({diffs}); "
+                         "choose another out=")
+
+
+def execute(config: RunConfig, on_progress: Callable[[int, int], None] | None = None) -> RunOutcome:
+    specs = plan_episodes(config)
+    out_dir = config.out_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    traj_path = out_dir / "trajectories.jsonl"
+    previous = compact_for_resume(traj_path)
+    done_ids = {t.episode_id for t in previous}
+    todo = [s for s in specs if s.id not in done_ids]
+    run_id = out_dir.resolve().as_posix()
+    store = TrajectoryStore(config.db or f"sqlite:///{(out_dir / 'store.sqlite').resolve()}")
+    config_json = config.model_dump_json()
+    store.save_run(run_id, config_json)
+    _check_same_run(out_dir, config)
+    (out_dir / "config.json").write_text(json.dumps(
+        {**config.model_dump(), "pack_hash": pack_hash(list({s.scenario.id: s.scenario for s in specs}.values())),
+         "episodes_planned": len(specs)}, indent=2))
+
+    agent = make_agent(config.agent, config.chat_model(), seed=config.seed)
+    writer = TrajectoryWriter(traj_path)
+    new: list[Trajectory] = []
+    pending_store: list[Trajectory] = []
+    lock = threading.Lock()
+    interrupted = False
+
+    def record(traj: Trajectory) -> None:
+        with lock:
+            writer.write(traj)
+            new.append(traj)
+            pending_store.append(traj)
+            if len(pending_store) >= STORE_BATCH:
+                store.add_episodes(run_id, pending_store)
+                pending_store.clear()
+            if on_progress:
+                on_progress(len(new), len(todo))
+
+    pool = ThreadPoolExecutor(max_workers=config.workers)
+    try:
+        futures: set[Future] = set()
+        queue = iter(todo)
+        # Keep only a few episodes in flight so Ctrl-C stops quickly and memory stays flat.
+        for spec in queue:
+            futures.add(pool.submit(run_one, spec, agent, config))
+            if len(futures) >= 2 * config.workers:
+                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    record(fut.result())
+        for fut in futures:
+            record(fut.result())
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
+        writer.close()
+        with lock:
+            if pending_store:
+                store.add_episodes(run_id, pending_store)
+
+    results = build_results(previous + new)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
+    store.save_run(run_id, config_json, json.dumps(results, sort_keys=True))
+    return RunOutcome(out_dir=out_dir, results=results, ran=len(new), skipped=len(previous),
+                      errors=[t for t in new if t.error is not None], interrupted=interrupted)
