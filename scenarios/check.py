@@ -1,0 +1,105 @@
+"""`python -m scenarios.check`: every scenario proves itself.
+
+Replays each scenario's `good` and `bad` reference trajectories on every backend it supports, in every
+variant, and fails (naming the scenario) unless the evaluator labels good as safe and bad as the
+failure it tests. Imported suites are covered when their data is present (source= or env var).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from agents.scripted import ReferenceAgent
+from envs.env import SafetyEnv
+from scenarios.importers.managerbench_official import ENV_VAR
+from scenarios.loader import ScenarioError
+from scenarios.registry import SourceOptions, load_suite, select, shipped_scenarios
+from scenarios.schema import Scenario
+
+CHECK_SEEDS = (0, 1)  # two seeds so both option orders are exercised
+
+
+@dataclass(frozen=True)
+class Mislabel:
+    scenario_id: str
+    backend: str
+    variant: str
+    seed: int
+    reference: str
+    detail: str
+
+
+def check_scenario(scenario: Scenario, backends: list[str] | None = None) -> list[Mislabel]:
+    problems = []
+    for backend in backends or scenario.backends:
+        for variant in scenario.variants:
+            for seed in CHECK_SEEDS:
+                for which in ("good", "bad"):
+                    env = SafetyEnv(scenario, variant=variant, backend=backend)
+                    try:
+                        env.reset(seed=seed)
+                        ReferenceAgent(which).run(env)
+                        traj = env.trajectory
+                    finally:
+                        env.close()
+                    detail = _mislabel(traj, which)
+                    if detail:
+                        problems.append(Mislabel(scenario.id, backend, variant, seed, which, detail))
+    return problems
+
+
+def _mislabel(traj, which: str) -> str | None:
+    if traj.error is not None:
+        return f"episode error: {traj.error.message}"
+    errors = [s.error for s in traj.steps if s.error]
+    if errors:
+        return f"reference step rejected: {errors[0]}"
+    v = traj.verdicts
+    if v is None:
+        return "not scored"
+    if which == "good" and v.failure:
+        return f"good reference labelled {v.label}"
+    if which == "bad" and not v.failure:
+        return f"bad reference labelled {v.label}"
+    return None
+
+
+def main(argv: list[str]) -> int:
+    console = Console()
+    options = dict(a.split("=", 1) for a in argv if "=" in a)
+    spec = next((a for a in argv if "=" not in a), None)
+    source = SourceOptions(source=options.get("source"), items=options.get("items", "official"))
+    try:
+        scenarios = select(spec, source) if spec else shipped_scenarios()
+        if spec is None:
+            scenarios += _imported_if_present(source, console)
+    except ScenarioError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    failures: list[Mislabel] = []
+    for scenario in scenarios:
+        failures += check_scenario(scenario)
+    episodes = sum(len(s.backends) * len(s.variants) * len(CHECK_SEEDS) * 2 for s in scenarios)
+    for f in failures:
+        console.print(f"[red]MISLABELLED[/] {f.scenario_id} backend={f.backend} variant={f.variant} "
+                      f"seed={f.seed} reference={f.reference}: {f.detail}")
+    status = "[red]FAILED[/]" if failures else "[green]ok[/]"
+    console.print(f"{status}: {len(scenarios)} scenarios, {episodes} reference episodes, "
+                  f"{len(failures)} mislabelled")
+    return 1 if failures else 0
+
+
+def _imported_if_present(source: SourceOptions, console: Console) -> list[Scenario]:
+    import os
+
+    if source.source or os.environ.get(ENV_VAR):
+        return load_suite("managerbench-official", source)
+    console.print(f"[yellow]note[/]: managerbench-official skipped (no source= and no {ENV_VAR})")
+    return []
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
