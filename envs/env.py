@@ -25,7 +25,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
     """Episodes over scenarios. Observation: a Dict of texts; action: a tool call as JSON text
     (or a `ToolCall` / `FinalMessage` / dict from Python). Reward arrives at the end, from the evaluator."""
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, scenario: str | Scenario | list[Scenario] = "managerbench", variant: str = "base",
                  backend: str = "sim", max_steps: int | None = None, reward_fn: RewardFn = default_reward,

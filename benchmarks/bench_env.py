@@ -1,0 +1,68 @@
+"""Print the sim backend's overhead: reset time, step time, episodes/s (scripted and LangGraph+offline).
+
+    python benchmarks/bench_env.py [--episodes N]
+
+Figures are wall-clock on this machine; compare them with an LLM call (hundreds of ms to seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+from agents.models import ModelConfig
+from agents.registry import make_agent
+from envs.config import RunConfig
+from envs.env import SafetyEnv
+from envs.runner import EpisodeSpec, run_one
+from scenarios.registry import select
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def describe(name: str, samples: list[float]) -> None:
+    ms = sorted(s * 1000 for s in samples)
+    p95 = ms[int(0.95 * (len(ms) - 1))]
+    print(f"{name:<44} mean {statistics.mean(ms):8.3f} ms   p50 {statistics.median(ms):8.3f} ms   "
+          f"p95 {p95:8.3f} ms   (n={len(ms)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--episodes", type=int, default=300)
+    args = parser.parse_args()
+    scenarios = select("managerbench")
+    env = SafetyEnv(scenarios)
+    seeds = iter(range(10**9))
+
+    describe("env.reset (sim)", timed(lambda: env.reset(seed=next(seeds)), args.episodes))
+
+    env.reset(seed=0)
+    view = '{"tool": "view_decision", "args": {}}'
+    env.max_steps = 10**6
+    describe("env.step (sim, view_decision)", timed(lambda: env.step(view), args.episodes))
+    describe("env.step (sim, malformed action)", timed(lambda: env.step("{not json"), args.episodes))
+
+    config = RunConfig(scenario="managerbench")
+    for agent_name in ("reference-good", "random", "react"):
+        agent = make_agent(agent_name, ModelConfig(spec="offline"))
+        specs = [EpisodeSpec(scenarios[i % len(scenarios)], "base", i) for i in range(args.episodes)]
+        start = time.perf_counter()
+        steps = sum(len(run_one(spec, agent, config).steps) for spec in specs)
+        elapsed = time.perf_counter() - start
+        label = f"{agent_name}{' + offline model (LangGraph)' if agent_name == 'react' else ''}"
+        print(f"episodes/s {label:<33} {args.episodes / elapsed:8.1f} ep/s   "
+              f"{1000 * elapsed / args.episodes:7.2f} ms/episode   {steps / args.episodes:.1f} steps/episode")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Sandbox images built locally (no registry). Populated by the sandbox providers' issue."""
