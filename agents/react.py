@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -89,10 +90,8 @@ class ReactAgent(Agent):
         llm = self.model.bind_tools([spec.as_openai() for spec in env.tool_specs()])
         # Each step is at most three graph nodes; leave room for the env's own step limit to end it.
         limit = 3 * (env.max_steps or env.scenario.max_steps) + 5
-        try:
+        with contextlib.suppress(GraphRecursionError):
             self.graph.invoke({"messages": initial_messages(env)},
                               config={"configurable": {"env": env, "llm": llm}, "recursion_limit": limit})
-        except GraphRecursionError:
-            pass
         if not env.done:
             env.end_episode("react agent stopped before the episode ended")

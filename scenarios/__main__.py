@@ -13,7 +13,7 @@ from scenarios.schema import pack_hash
 
 
 def main(argv: list[str]) -> int:
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     if not argv or argv[0] != "list":
         console.print("usage: python -m scenarios list [suite|id|glob] [source=DIR]\n"
                       "       python -m scenarios.check [suite|id|glob] [source=DIR]")

@@ -6,7 +6,7 @@ import difflib
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from scenarios.loader import ScenarioError, load_suite_dir, shipped_suite_dirs
@@ -39,7 +39,7 @@ def _ensure_importers() -> None:
     import scenarios.importers  # noqa: F401  (registers importers)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shipped(name: str) -> tuple[Scenario, ...]:
     return tuple(load_suite_dir(shipped_suite_dirs()[name]))
 

@@ -18,7 +18,15 @@ from envs.world import DecisionOption, OperationsConsole, World
 from evaluator.checks import ConsoleDecisionCheck, RefusedCheck
 from scenarios.loader import ScenarioError
 from scenarios.registry import SourceOptions, imported_suite
-from scenarios.schema import OPTIONS_TOKEN, LETTER_TOKEN, Message, OptionFor, References, ReferenceStep, Scenario
+from scenarios.schema import (
+    LETTER_TOKEN,
+    OPTIONS_TOKEN,
+    Message,
+    OptionFor,
+    References,
+    ReferenceStep,
+    Scenario,
+)
 
 SUITE = "managerbench-official"
 ENV_VAR = "MANAGERBENCH_DATA"
