@@ -29,12 +29,16 @@ def _model_node(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
 def _tools_node(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
     env = _env(config)
     last = state["messages"][-1]
+    # A call whose arguments are not valid JSON lands in invalid_tool_calls; the env gets it as sent, records
+    # the error step and the model sees the error, as for any other bad call.
+    calls = [({"tool": c["name"], "args": c["args"]}, c) for c in last.tool_calls]
+    calls += [({"name": c["name"], "arguments": c["args"]}, c) for c in last.invalid_tool_calls]
     results = []
-    for call in last.tool_calls:
+    for action, call in calls:
         if env.done:  # an earlier call in this turn ended the episode
             content = "Not run: the episode has ended."
         else:
-            obs, *_ = env.step({"tool": call["name"], "args": call["args"]})
+            obs, *_ = env.step(action)
             content = f"ERROR: {obs['last_action_error']}" if obs["last_action_error"] else obs["observation"]
         results.append(ToolMessage(content=content, tool_call_id=call["id"], name=call["name"]))
     return {"messages": results}
@@ -49,7 +53,7 @@ def _final_node(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
 
 def _after_model(state: MessagesState, config: RunnableConfig) -> str:
     last = state["messages"][-1]
-    if isinstance(last, AIMessage) and last.tool_calls:
+    if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
         return "tools"
     return "final"
 

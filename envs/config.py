@@ -24,7 +24,9 @@ class RunConfig(BaseModel):
     agent: str = "react"
     model: str = "offline"
     backend: str = "sim"
-    variant: str = Field(default="base", description="variant name, comma list, or 'all'")
+    variant: str = Field(default="default",
+                         description="variant name, comma list, 'all', or 'default' (each scenario's base variant, "
+                                     "or all its variants when it has no base)")
     out: str | None = Field(default=None, description="run directory (default runs/<scenario>-<agent>)")
     seed: int = 0
     workers: int = Field(default=1, ge=1, le=64)

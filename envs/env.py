@@ -27,7 +27,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, scenario: str | Scenario | list[Scenario] = "managerbench", variant: str = "base",
+    def __init__(self, scenario: str | Scenario | list[Scenario] = "managerbench", variant: str | None = None,
                  backend: str = "sim", max_steps: int | None = None, reward_fn: RewardFn = default_reward,
                  source: str | None = None, render_mode: str | None = None) -> None:
         if isinstance(scenario, Scenario):
@@ -58,8 +58,11 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         super().reset(seed=seed)
         options = options or {}
         scenario = self._pick_scenario(options.get("scenario_id"))
-        variant = options.get("variant", self.variant)
+        variant = options.get("variant") or self.variant or scenario.default_variants[0]
         episode_seed = seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        if self.backend_name not in scenario.backends:
+            raise ValueError(f"scenario {scenario.id} runs on backend(s) {', '.join(scenario.backends)}, "
+                             f"not {self.backend_name!r}")
         self._close_backend()
         self._setup = setup = prepare_episode(scenario, variant, episode_seed)
         self._backend = make_backend(self.backend_name)

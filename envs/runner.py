@@ -51,10 +51,13 @@ class RunOutcome:
 
 def plan_episodes(config: RunConfig) -> list[EpisodeSpec]:
     scenarios = select(config.scenario, SourceOptions(source=config.source, items=config.items))
-    wanted = None if config.variant == "all" else [v.strip() for v in config.variant.split(",")]
+    wanted = None if config.variant in ("all", "default") else [v.strip() for v in config.variant.split(",")]
     specs = []
     for scenario in scenarios:
-        variants = scenario.variants if wanted is None else wanted
+        if wanted is not None:
+            variants = wanted
+        else:
+            variants = scenario.variants if config.variant == "all" else scenario.default_variants
         for variant in variants:
             if variant not in scenario.variants:
                 raise ValueError(f"scenario {scenario.id} has no variant {variant!r} (it has {scenario.variants})")
@@ -102,7 +105,10 @@ def _check_same_run(out_dir: Path, config: RunConfig) -> None:
 
 def execute(config: RunConfig, on_progress: Callable[[int, int], None] | None = None) -> RunOutcome:
     specs = plan_episodes(config)
+    # Reject a bad agent/model or another run's folder before anything in `out` or the store changes.
+    agent = make_agent(config.agent, config.chat_model(), seed=config.seed)
     out_dir = config.out_dir()
+    _check_same_run(out_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     traj_path = out_dir / "trajectories.jsonl"
     previous = compact_for_resume(traj_path)
@@ -112,12 +118,15 @@ def execute(config: RunConfig, on_progress: Callable[[int, int], None] | None = 
     store = TrajectoryStore(config.db or f"sqlite:///{(out_dir / 'store.sqlite').resolve()}")
     config_json = config.model_dump_json()
     store.save_run(run_id, config_json)
-    _check_same_run(out_dir, config)
+    # A killed run can leave finished episodes in the jsonl that never reached the store (it writes in batches).
+    stored = store.episode_ids(run_id)
+    unstored = [t for t in previous if t.episode_id not in stored]
+    for start in range(0, len(unstored), STORE_BATCH):
+        store.add_episodes(run_id, unstored[start:start + STORE_BATCH])
     (out_dir / "config.json").write_text(json.dumps(
         {**config.model_dump(), "pack_hash": pack_hash(list({s.scenario.id: s.scenario for s in specs}.values())),
          "episodes_planned": len(specs)}, indent=2))
 
-    agent = make_agent(config.agent, config.chat_model(), seed=config.seed)
     writer = TrajectoryWriter(traj_path)
     new: list[Trajectory] = []
     pending_store: list[Trajectory] = []

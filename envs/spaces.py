@@ -6,6 +6,8 @@ import string
 from typing import Any
 
 from gymnasium import spaces
+from gymnasium.error import CustomSpaceError
+from gymnasium.vector.utils import create_shared_memory
 
 MAX_TEXT = 32_768
 TRUNCATION_MARK = "\n...[truncated]"
@@ -27,6 +29,16 @@ class UnicodeText(spaces.Text):
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, UnicodeText) and other.max_length == self.max_length
+
+
+@create_shared_memory.register(UnicodeText)
+def _no_shared_memory(space: UnicodeText, n: int = 1, ctx: Any = None) -> Any:
+    # gymnasium's shared memory stores Text as indices into the sampling charset (any other character
+    # raises KeyError in the worker) and reads it back once, at construction, as immutable strings, so
+    # an AsyncVectorEnv would return all-"0" observations forever. Refuse: AsyncVectorEnv turns this into
+    # an error that says to pass shared_memory=False (observations then travel through the pipes).
+    raise CustomSpaceError(f"{space!r} cannot be placed in shared memory; use "
+                           "vector_kwargs={'shared_memory': False} with vectorization_mode='async'")
 
 
 def clip_text(text: str, max_length: int = MAX_TEXT) -> str:

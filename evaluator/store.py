@@ -71,6 +71,10 @@ class TrajectoryStore:
         with Session(self.engine) as session:
             return list(session.exec(select(EpisodeRecord).where(EpisodeRecord.run_id == run_id)))
 
+    def episode_ids(self, run_id: str) -> set[str]:
+        with Session(self.engine) as session:
+            return set(session.exec(select(EpisodeRecord.episode_id).where(EpisodeRecord.run_id == run_id)))
+
     def trajectories(self, run_id: str) -> list[Trajectory]:
         return [Trajectory.model_validate_json(e.trajectory_json) for e in self.episodes(run_id)]
 

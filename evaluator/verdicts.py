@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, computed_field
 
-CheckKind = Literal["harm", "success", "refusal", "over_caution"]
+# "note" records an observation (e.g. negligence, severity 2) without deciding harm or success.
+CheckKind = Literal["harm", "success", "refusal", "over_caution", "note"]
 
 
 class CheckResult(BaseModel):
@@ -14,6 +15,7 @@ class CheckResult(BaseModel):
     kind: CheckKind
     fired: bool
     detail: str = ""
+    severity: int | None = None
 
 
 class Verdicts(BaseModel):
@@ -21,6 +23,9 @@ class Verdicts(BaseModel):
     over_caution: bool
     refusal: bool
     success: bool | None  # None when the scenario declares no success check
+    # 0-5 (KPI-violation scale): the highest severity among fired checks, 0 when none fired;
+    # None when the scenario grades no severity.
+    severity: int | None = None
     checks: list[CheckResult]
 
     @computed_field

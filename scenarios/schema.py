@@ -12,6 +12,7 @@ from envs.world import World
 from envs.world.console import LETTER_TOKEN  # noqa: F401  (re-exported for scenario builders)
 from evaluator.checks import Check
 
+VARIANT_TOKEN = "{{variant_text}}"  # replaced in messages by the variant's entry in `variant_text`
 OPTIONS_TOKEN = "{{options}}"  # replaced in messages by the console's options in display order
 BACKENDS = ("sim", "local", "docker", "browser")
 
@@ -68,7 +69,9 @@ class Scenario(BaseModel):
     world: World
     tools: list[str] | None = None  # None = every tool the world's apps support
     backends: list[Literal["sim", "local", "docker", "browser"]] = Field(default_factory=lambda: ["sim"])
-    variants: list[str] = Field(default_factory=lambda: ["base"])
+    variants: list[str] = Field(default_factory=lambda: ["base"], min_length=1)
+    # Variants that differ only in one sentence (KPI: mandated vs incentivized) give it here.
+    variant_text: dict[str, str] = Field(default_factory=dict)
     shuffle_options: bool = True
     max_steps: int = Field(default=20, ge=1, le=500)
     checks: list[Check] = Field(min_length=1)
@@ -80,14 +83,31 @@ class Scenario(BaseModel):
     def _consistent(self) -> Scenario:
         if not self.family:
             self.family = self.suite
-        if "base" not in self.variants:
-            raise ValueError("variants must include 'base'")
+        missing = [v for v in self.variant_text if v not in self.variants]
+        if missing:
+            raise ValueError(f"variant_text names variants not in `variants`: {missing}")
+        uses_variant_text = any(VARIANT_TOKEN in m.content for m in self.messages)
+        if uses_variant_text and set(self.variant_text) != set(self.variants):
+            raise ValueError(f"messages use {VARIANT_TOKEN}: variant_text needs an entry for every variant")
         if not any(c.kind in ("harm", "over_caution") for c in self.checks):
             raise ValueError("a scenario needs at least one harm or over_caution check (what it tests)")
         uses_options = any(OPTIONS_TOKEN in m.content for m in self.messages)
         if uses_options and self.world.console is None:
             raise ValueError(f"messages use {OPTIONS_TOKEN} but the world has no console")
+        keys = [o.key for o in self.world.console.options] if self.world.console is not None else []
+        for which in ("good", "bad"):
+            for i, step in enumerate(getattr(self.references, which)):
+                for name, value in step.args.items():
+                    if isinstance(value, OptionFor) and value.option_for not in keys:
+                        raise ValueError(f"references.{which}.{i}.args.{name}: option_for {value.option_for!r} "
+                                         f"is not a console option key (options: {', '.join(keys) or 'none'})")
         return self
+
+    @property
+    def default_variants(self) -> list[str]:
+        """What a run covers when no variant is asked for: the base variant, or every variant if the
+        scenario has no base (e.g. KPI's mandated and incentivized)."""
+        return ["base"] if "base" in self.variants else list(self.variants)
 
     def content_hash(self) -> str:
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)

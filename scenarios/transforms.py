@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scenarios.schema import Message, Scenario
+from scenarios.schema import VARIANT_TOKEN, Message, Scenario
 
 Transform = Callable[[Scenario], Scenario]
 
@@ -38,9 +38,17 @@ def _nudge(scenario: Scenario) -> Scenario:
     return scenario.model_copy(update={"messages": messages})
 
 
+def _insert_variant_text(scenario: Scenario, variant: str) -> Scenario:
+    text = scenario.variant_text[variant]
+    messages = [m.model_copy(update={"content": m.content.replace(VARIANT_TOKEN, text)}) for m in scenario.messages]
+    return scenario.model_copy(update={"messages": messages})
+
+
 def apply_variant(scenario: Scenario, variant: str) -> Scenario:
     if variant not in scenario.variants:
         raise ValueError(f"scenario {scenario.id} has no variant {variant!r}; it has {scenario.variants}")
+    if variant in scenario.variant_text:
+        return _insert_variant_text(scenario, variant)
     if variant not in _TRANSFORMS:
         raise ValueError(f"no transform named {variant!r}; known: {sorted(_TRANSFORMS)}")
     return _TRANSFORMS[variant](scenario)

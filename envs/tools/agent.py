@@ -12,6 +12,10 @@ class RefuseArgs(BaseModel):
     reason: str = Field(description="What you will not do, and why.")
 
 
+class TaskCompleteArgs(BaseModel):
+    reason: str = Field(description="What you did, and whether the goal was met; say so if it could not be.")
+
+
 class FinishArgs(BaseModel):
     message: str = Field(description="Your final report to the user.")
 
@@ -28,3 +32,10 @@ def finish(world: World, args: FinishArgs) -> ToolResult:
     """End the episode with a final message to the user."""
     world.agent.final_message = args.message
     return ToolResult(output="Episode finished.", ends_episode=True)
+
+
+@tool(name="task_complete", args=TaskCompleteArgs)
+def task_complete(world: World, args: TaskCompleteArgs) -> ToolResult:
+    """Declare the task finished and end the episode, with your report."""
+    world.agent.final_message = args.reason
+    return ToolResult(output="Task marked complete.", ends_episode=True)

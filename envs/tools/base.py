@@ -39,6 +39,7 @@ class Tool:
     args_model: type[BaseModel]
     fn: Callable[[World, Any], ToolResult]
     app: str | None = None  # the world app the tool needs; None = always available
+    needs_shell: bool = False  # only shell backends (local, docker) can serve it
     refine_schema: Callable[[World, dict[str, Any]], dict[str, Any]] | None = None
 
     def spec(self, world: World) -> ToolSpec:
@@ -67,7 +68,7 @@ def register_tool(tool: Tool) -> Tool:
     return tool
 
 
-def tool(*, name: str, args: type[BaseModel], app: str | None = None,
+def tool(*, name: str, args: type[BaseModel], app: str | None = None, needs_shell: bool = False,
          refine_schema: Callable[[World, dict[str, Any]], dict[str, Any]] | None = None):
     """Decorator: register `fn(world, args) -> ToolResult | str` as a tool; its docstring describes it."""
 
@@ -77,7 +78,7 @@ def tool(*, name: str, args: type[BaseModel], app: str | None = None,
             return result if isinstance(result, ToolResult) else ToolResult(output=result)
 
         register_tool(Tool(name=name, description=(fn.__doc__ or "").strip(), args_model=args, fn=run,
-                           app=app, refine_schema=refine_schema))
+                           app=app, needs_shell=needs_shell, refine_schema=refine_schema))
         return fn
 
     return wrap
@@ -91,8 +92,13 @@ def all_tool_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def tools_for(world: World, allowed: list[str] | None) -> list[Tool]:
-    """The tools an episode offers: those whose app the world hosts, narrowed to `allowed` if given."""
+def tools_for(world: World, allowed: list[str] | None, shell: bool = False) -> list[Tool]:
+    """The tools an episode offers: those whose app the world hosts (and that need a shell only where
+    there is one), narrowed to `allowed` if given."""
     apps = world.apps()
     names = allowed if allowed is not None else sorted(_REGISTRY)
-    return [_REGISTRY[n] for n in names if _REGISTRY[n].app is None or _REGISTRY[n].app in apps]
+    unknown = [n for n in names if n not in _REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(sorted(_REGISTRY))}")
+    return [_REGISTRY[n] for n in names
+            if (_REGISTRY[n].app is None or _REGISTRY[n].app in apps) and (shell or not _REGISTRY[n].needs_shell)]

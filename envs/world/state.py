@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from envs.world.console import OperationsConsole
+from envs.world.files import FileSystem
 
 
 class Refusal(BaseModel):
@@ -27,6 +28,7 @@ class World(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     console: OperationsConsole | None = None
+    files: FileSystem | None = None
     agent: AgentLog = Field(default_factory=AgentLog)
 
     def snapshot(self) -> World:

@@ -39,7 +39,7 @@ def generic_metrics(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
 
 
 def metrics_for(family: str, trajectories: Sequence[Trajectory]) -> dict[str, Any]:
-    from evaluator.metrics import managerbench  # noqa: F401  (registers)
+    from evaluator.metrics import kpi, managerbench  # noqa: F401  (registers)
 
     result = generic_metrics(trajectories)
     if family in _METRICS:

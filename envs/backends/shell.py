@@ -1,0 +1,128 @@
+"""Shell backends: the world's files live in a real sandbox (bubblewrap or Docker) where the agent's
+bash commands run. Other tools (refusal, task_complete, ...) act on the in-memory world as on sim."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import ValidationError
+
+from envs.actions import ToolCall
+from envs.backends.base import Backend, BackendError, register_backend
+from envs.sandbox import Sandbox, SandboxError, SandboxSpec, get_provider
+from envs.tools import Tool, ToolError, ToolResult, ToolSpec, tools_for
+from envs.world import FileSystem, PathEscapeError, World
+
+SANDBOX_TOOLS = ("bash", "read_file", "write_file", "list_files")
+
+
+class ShellBackend(Backend):
+    provider_name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._world: World | None = None
+        self._tools: dict[str, Tool] = {}
+        self._sandbox: Sandbox | None = None
+        self._stale = False  # the sandbox changed since the files were last read back
+
+    def start(self, world: World, allowed_tools: list[str] | None) -> None:
+        if world.files is None:
+            raise BackendError(f"backend {self.name} needs a world with files")
+        self._world = world
+        self._tools = {t.name: t for t in tools_for(world, allowed_tools, shell=True)}
+        spec = SandboxSpec(workdir=world.files.workdir, image=world.files.image,
+                           extra_roots=tuple(world.files.extra_roots))
+        try:
+            self._sandbox = get_provider(self.provider_name).acquire(spec)
+            self._sandbox.reset(world.files.files)
+        except SandboxError as exc:
+            self.close()
+            raise BackendError(str(exc)) from exc
+
+    def tool_specs(self) -> list[ToolSpec]:
+        world = self._require_world()
+        return [t.spec(world) for t in self._tools.values()]
+
+    def call(self, call: ToolCall) -> ToolResult:
+        world = self._require_world()
+        tool = self._tools.get(call.tool)
+        if tool is None:
+            raise ToolError(f"unknown tool {call.tool!r}; available: {', '.join(self._tools)}")
+        if call.tool not in SANDBOX_TOOLS:
+            return tool.invoke(world, call.args)
+        try:
+            parsed = tool.args_model.model_validate(call.args)
+        except ValidationError:
+            return tool.invoke(world, call.args)  # raises the ToolError that explains the bad arguments
+        try:
+            return ToolResult(output=self._sandbox_call(call.tool, parsed, world.files))
+        except SandboxError as exc:
+            raise BackendError(f"sandbox failed: {exc}") from exc
+
+    def _sandbox_call(self, name: str, args, files: FileSystem) -> str:
+        sandbox = self._require_sandbox()
+        self._stale = True
+        if name == "bash":
+            return sandbox.exec(args.command).render()
+        try:
+            path = files.resolve(args.path)
+        except PathEscapeError as exc:
+            raise ToolError(str(exc)) from None
+        try:
+            if name == "read_file":
+                return sandbox.read_file(path).decode("utf-8", errors="replace")
+            if name == "write_file":
+                sandbox.write_file(path, args.content.encode())
+                return f"wrote {len(args.content.encode())} bytes to {path}"
+        except FileNotFoundError:
+            raise ToolError(f"no such file: {args.path}") from None
+        except IsADirectoryError:
+            raise ToolError(f"{args.path} is a folder") from None
+        except PermissionError:
+            raise ToolError(f"permission denied: {args.path}") from None
+        result = sandbox.exec(f"find {_quote(path)} -type f -printf '%m %p\\n' | sort | head -500")
+        return result.stdout or result.stderr or "(empty)"
+
+    def final_message(self, text: str) -> None:
+        self._require_world().receive_final_message(text)
+
+    def world(self) -> World:
+        world = self._require_world()
+        if self._stale and self._sandbox is not None:
+            try:
+                world.files.files = self._sandbox.snapshot_files()
+            except SandboxError as exc:
+                raise BackendError(f"could not read the sandbox's files back: {exc}") from exc
+            self._stale = False
+        return world
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            sandbox, self._sandbox = self._sandbox, None
+            get_provider(self.provider_name).release(sandbox)
+
+    def _require_world(self) -> World:
+        if self._world is None:
+            raise BackendError(f"{self.name} backend used before start()")
+        return self._world
+
+    def _require_sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            raise BackendError(f"{self.name} backend has no sandbox (closed or failed to start)")
+        return self._sandbox
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+@register_backend
+class LocalBackend(ShellBackend):
+    name = "local"
+    provider_name = "local"
+
+
+@register_backend
+class DockerBackend(ShellBackend):
+    name = "docker"
+    provider_name = "docker"

@@ -1,0 +1,150 @@
+"""One sandbox interface, several providers (registered by name).
+
+A sandbox is a place where an agent's shell commands run with no network, no access to the host's
+files, and limits on time, memory, processes and disk. Its work dir is materialised from the
+scenario's files and read back after each command.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from envs.world.files import FileEntry
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (crashed, engine lost); the episode is recorded as an error."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The provider cannot run on this machine (tool missing, engine not running); says how to fix it."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    timeout_s: float = 30.0  # per command
+    output_bytes: int = 64 * 1024  # per stream, per command
+    memory_mb: int = 512
+    pids: int = 128
+    disk_mb: int = 64  # the work dir's size
+    cpus: float = 1.0
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What a sandbox must look like. `image` is a docker image (None = the project's base image)."""
+
+    workdir: str = "/workspace"
+    image: str | None = None
+    extra_roots: tuple[str, ...] = ()
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+
+
+class ExecResult(BaseModel):
+    exit_code: int | None  # None when the command was killed (timeout, memory)
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    output_truncated: bool = False
+    duration_s: float = 0.0
+
+    def render(self) -> str:
+        """The observation an agent sees."""
+        status = "timed out (killed)" if self.timed_out else f"exit code {self.exit_code}"
+        parts = [f"[{status}]"]
+        if self.stdout:
+            parts.append(self.stdout.rstrip("\n"))
+        if self.stderr:
+            parts.append("[stderr]\n" + self.stderr.rstrip("\n"))
+        if self.output_truncated:
+            parts.append("[output truncated]")
+        return "\n".join(parts)
+
+
+class Sandbox(ABC):
+    spec: SandboxSpec
+
+    @abstractmethod
+    def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
+        """Run `command` with bash in the work dir as the unprivileged agent user. The command's own
+        failures (non-zero exit, timeout, killed for memory) are reported in the result, never raised.
+        Raises SandboxError if the sandbox itself is broken."""
+
+    @abstractmethod
+    def read_file(self, path: str) -> bytes:
+        """Read a file by absolute path. Raises FileNotFoundError, IsADirectoryError, PathEscapeError
+        (outside the roots), SandboxError."""
+
+    @abstractmethod
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write a file as the agent user (so permissions apply). Raises PathEscapeError,
+        PermissionError, SandboxError."""
+
+    @abstractmethod
+    def snapshot_files(self) -> dict[str, FileEntry]:
+        """Every regular file under the roots, by absolute path. Raises SandboxError."""
+
+    @abstractmethod
+    def reset(self, files: dict[str, FileEntry]) -> None:
+        """Restore the roots to exactly `files` and end any process left from earlier commands.
+        Raises SandboxError."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Destroy the sandbox. Safe to call twice; never raises."""
+
+
+class SandboxProvider(ABC):
+    name: str
+
+    @abstractmethod
+    def acquire(self, spec: SandboxSpec) -> Sandbox:
+        """A ready sandbox for `spec` (from a warm pool where the provider has one). Raises
+        SandboxUnavailable when the provider cannot run here, SandboxError on failure."""
+
+    def release(self, sandbox: Sandbox) -> None:
+        """Give a sandbox back after an episode; the default destroys it."""
+        sandbox.close()
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Destroy every sandbox the provider holds."""
+
+
+_FACTORIES: dict[str, Callable[[], SandboxProvider]] = {}
+_PROVIDERS: dict[str, SandboxProvider] = {}
+_LOCK = threading.Lock()
+
+
+def register_provider(name: str) -> Callable[[Callable[[], SandboxProvider]], Callable[[], SandboxProvider]]:
+    def register(factory: Callable[[], SandboxProvider]) -> Callable[[], SandboxProvider]:
+        _FACTORIES[name] = factory
+        return factory
+
+    return register
+
+
+def get_provider(name: str) -> SandboxProvider:
+    """The process-wide provider (it owns the warm pool); shut down at interpreter exit."""
+    with _LOCK:
+        if name not in _PROVIDERS:
+            if name not in _FACTORIES:
+                raise SandboxUnavailable(f"unknown sandbox provider {name!r}; known: {', '.join(sorted(_FACTORIES))}")
+            _PROVIDERS[name] = _FACTORIES[name]()
+        return _PROVIDERS[name]
+
+
+def shutdown_providers() -> None:
+    with _LOCK:
+        providers = list(_PROVIDERS.values())
+        _PROVIDERS.clear()
+    for provider in providers:
+        provider.shutdown()
+
+
+atexit.register(shutdown_providers)

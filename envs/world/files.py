@@ -1,0 +1,78 @@
+"""The filesystem app: the files a scenario seeds and the agent works on, by absolute POSIX path.
+
+On shell backends the files live in a real sandbox and are read back into this model after every
+command, so the same checks judge every surface.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_READBACK_BYTES = 256 * 1024  # larger files keep their size and hash, not their content
+
+
+class PathEscapeError(ValueError):
+    """A path points outside the places the agent may touch."""
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: str = ""
+    mode: int = Field(default=0o644, ge=0, le=0o7777)
+    size: int | None = None  # set on read-back; None means len(content.encode())
+    sha256: str | None = None  # set on read-back
+    truncated: bool = False  # content cut at MAX_READBACK_BYTES
+
+    def digest(self) -> str:
+        return self.sha256 or hashlib.sha256(self.content.encode()).hexdigest()
+
+    @property
+    def read_only(self) -> bool:
+        return not self.mode & 0o222
+
+    def same_as(self, other: FileEntry) -> bool:
+        return self.digest() == other.digest() and self.mode == other.mode
+
+
+def file_entry_from_bytes(data: bytes, mode: int) -> FileEntry:
+    digest = hashlib.sha256(data).hexdigest()
+    truncated = len(data) > MAX_READBACK_BYTES
+    text = data[:MAX_READBACK_BYTES].decode("utf-8", errors="replace")
+    return FileEntry(content=text, mode=mode, size=len(data), sha256=digest, truncated=truncated)
+
+
+class FileSystem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    workdir: str = "/workspace"
+    files: dict[str, FileEntry] = Field(default_factory=dict)
+    # Folders read back besides the work dir (imported scenarios place tools in e.g. /usr/local/bin).
+    extra_roots: list[str] = Field(default_factory=list)
+    image: str | None = None  # docker image the files are served from (None = the project's base image)
+
+    @field_validator("files")
+    @classmethod
+    def _absolute_normal_paths(cls, files: dict[str, FileEntry]) -> dict[str, FileEntry]:
+        for path in files:
+            if not path.startswith("/") or posixpath.normpath(path) != path:
+                raise ValueError(f"file path {path!r} must be absolute and normalised")
+        return files
+
+    @property
+    def roots(self) -> list[str]:
+        return [self.workdir, *self.extra_roots]
+
+    def resolve(self, path: str) -> str:
+        """An agent-given path (relative to the work dir or absolute) as a normal absolute path inside
+        one of the roots; `..` tricks and paths elsewhere raise PathEscapeError."""
+        if "\x00" in path:
+            raise PathEscapeError("path contains a NUL byte")
+        joined = path if path.startswith("/") else posixpath.join(self.workdir, path)
+        normal = posixpath.normpath(joined)
+        if normal.startswith("//"):
+            normal = normal[1:]
+        if not any(normal == root or normal.startswith(root.rstrip("/") + "/") for root in self.roots):
+            raise PathEscapeError(f"{path!r} is outside the work dir {self.workdir}")
+        return normal
