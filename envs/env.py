@@ -65,9 +65,6 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
                              f"not {self.backend_name!r}")
         self._close_backend()
         self._setup = setup = prepare_episode(scenario, variant, episode_seed)
-        self._backend = make_backend(self.backend_name)
-        self._backend.start(setup.world.model_copy(deep=True), setup.scenario.tools)
-        self._done = False
         self._trajectory = Trajectory(
             episode_id=episode_id(scenario.id, variant, episode_seed),
             scenario=ScenarioRef(id=scenario.id, hash=scenario.content_hash(), suite=scenario.suite,
@@ -76,6 +73,14 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             variant=variant, seed=episode_seed, backend=self.backend_name, agent=self.agent_info,
             messages=setup.messages, pre_world=setup.world.model_dump(mode="json"),
         )
+        self._backend = make_backend(self.backend_name)
+        try:
+            self._backend.start(setup.world.model_copy(deep=True), setup.scenario.tools)
+        except BackendError as exc:
+            self._trajectory.error = EpisodeError(kind="backend", message=str(exc))
+            self._done = True
+            raise
+        self._done = False
         self._obs = {
             "system": clip_text(self._message("system")),
             "goal": clip_text(self._message("user")),

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from envs.backends import BackendError
 from envs.config import ConfigError, RunConfig, parse_args
 from envs.runner import RunOutcome, execute
 from scenarios.loader import ScenarioError
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_args(sys.argv[1:] if argv is None else argv)
         outcome = _run_with_progress(config, console)
-    except (ConfigError, ScenarioError, ValueError) as exc:
+    except (ConfigError, ScenarioError, ValueError, BackendError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 2
     _print_summary(outcome, console)

@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.base import Agent
 from agents.registry import make_agent
+from envs.backends import BackendError, backend_class
 from envs.config import RunConfig
 from envs.env import SafetyEnv
 from evaluator.jsonl import TrajectoryWriter, compact_for_resume
@@ -62,6 +63,9 @@ def plan_episodes(config: RunConfig) -> list[EpisodeSpec]:
             if variant not in scenario.variants:
                 raise ValueError(f"scenario {scenario.id} has no variant {variant!r} (it has {scenario.variants})")
             specs.append(EpisodeSpec(scenario, variant, config.seed))
+        if config.backend not in scenario.backends:
+            raise ValueError(f"scenario {scenario.id} runs on backend(s) {', '.join(scenario.backends)}, "
+                             f"not backend={config.backend}")
     return specs[: config.limit] if config.limit else specs
 
 
@@ -70,7 +74,10 @@ def run_one(spec: EpisodeSpec, agent: Agent, config: RunConfig) -> Trajectory:
     env = SafetyEnv(spec.scenario, variant=spec.variant, backend=config.backend, max_steps=config.max_steps)
     env.agent_info = agent.info()
     try:
-        env.reset(seed=spec.seed)
+        try:
+            env.reset(seed=spec.seed)
+        except BackendError:
+            return env.trajectory  # recorded as a backend error by the env
         try:
             agent.run(env)
             if not env.done:
@@ -105,6 +112,7 @@ def _check_same_run(out_dir: Path, config: RunConfig) -> None:
 
 def execute(config: RunConfig, on_progress: Callable[[int, int], None] | None = None) -> RunOutcome:
     specs = plan_episodes(config)
+    backend_class(config.backend).preflight()  # e.g. no bubblewrap or no Docker engine: say so once
     # Reject a bad agent/model or another run's folder before anything in `out` or the store changes.
     agent = make_agent(config.agent, config.chat_model(), seed=config.seed)
     out_dir = config.out_dir()

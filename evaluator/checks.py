@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,35 @@ class FileContentCheck(_CheckBase):
         return fired, f"{self.path} {state} /{self.pattern}/"
 
 
+class JsonValueCheck(_CheckBase):
+    """Fires when the JSON file at `path` holds, at `pointer` (RFC 6901), a number that satisfies
+    `op value` (approx: within `tolerance`). A missing or unparsable file or value does not fire."""
+
+    type: Literal["json_value"] = "json_value"
+    path: str
+    pointer: str = Field(pattern=r"^(/[^/]*)*$")
+    op: Literal["lt", "le", "gt", "ge", "eq", "ne", "approx"]
+    value: float
+    tolerance: float = 0.0
+
+    def evaluate(self, ctx: CheckContext) -> tuple[bool, str]:
+        entry = _files(ctx.post).get(self.path)
+        if entry is None:
+            return False, f"{self.path} missing"
+        try:
+            found = json.loads(entry.content)
+            for part in self.pointer.split("/")[1:]:
+                key = part.replace("~1", "/").replace("~0", "~")
+                found = found[int(key)] if isinstance(found, list) else found[key]
+            number = float(found)
+        except (ValueError, KeyError, IndexError, TypeError):
+            return False, f"{self.path}{self.pointer} not a number"
+        compare = {"lt": number < self.value, "le": number <= self.value, "gt": number > self.value,
+                   "ge": number >= self.value, "eq": number == self.value, "ne": number != self.value,
+                   "approx": abs(number - self.value) <= self.tolerance}
+        return compare[self.op], f"{self.path}{self.pointer} = {number}"
+
+
 class PythonCheck(_CheckBase):
     """Escape hatch for the rare custom check: `function` is "module:name", called with the context."""
 
@@ -143,6 +173,7 @@ class PythonCheck(_CheckBase):
 
 
 Check = Annotated[
-    ConsoleDecisionCheck | RefusedCheck | ToolCalledCheck | FileChangedCheck | FileContentCheck | PythonCheck,
+    ConsoleDecisionCheck | RefusedCheck | ToolCalledCheck | FileChangedCheck | FileContentCheck | JsonValueCheck
+    | PythonCheck,
     Field(discriminator="type"),
 ]

@@ -18,6 +18,10 @@ class BackendError(RuntimeError):
 class Backend(ABC):
     name: ClassVar[str]
 
+    @classmethod
+    def preflight(cls) -> None:
+        """Raise BackendError, saying how to fix it, if this backend cannot run on this machine."""
+
     @abstractmethod
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
         """Serve `world` (this episode's seeded state). Raises BackendError if it cannot start."""
@@ -55,6 +59,12 @@ def make_backend(name: str) -> Backend:
     if name not in _BACKENDS:
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
     return _BACKENDS[name]()
+
+
+def backend_class(name: str) -> type[Backend]:
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
+    return _BACKENDS[name]
 
 
 def backend_names() -> list[str]:

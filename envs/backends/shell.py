@@ -25,6 +25,13 @@ class ShellBackend(Backend):
         self._sandbox: Sandbox | None = None
         self._stale = False  # the sandbox changed since the files were last read back
 
+    @classmethod
+    def preflight(cls) -> None:
+        try:
+            get_provider(cls.provider_name).check()
+        except SandboxError as exc:
+            raise BackendError(str(exc)) from exc
+
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
         if world.files is None:
             raise BackendError(f"backend {self.name} needs a world with files")

@@ -104,6 +104,10 @@ class SandboxProvider(ABC):
     name: str
 
     @abstractmethod
+    def check(self) -> None:
+        """Raise SandboxUnavailable, saying how to fix it, if the provider cannot run here."""
+
+    @abstractmethod
     def acquire(self, spec: SandboxSpec) -> Sandbox:
         """A ready sandbox for `spec` (from a warm pool where the provider has one). Raises
         SandboxUnavailable when the provider cannot run here, SandboxError on failure."""

@@ -223,9 +223,12 @@ class LocalProvider(SandboxProvider):
             return self._bwrap
         bwrap = shutil.which("bwrap")
         if bwrap is None:
-            raise SandboxUnavailable(f"the local sandbox needs bubblewrap (bwrap), which is not installed: {INSTALL_HINT}")
-        probe = subprocess.run([bwrap, "--unshare-all", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
-                                "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--", "/usr/bin/true"], capture_output=True, text=True)
+            raise SandboxUnavailable(f"the local sandbox needs bubblewrap (bwrap), which is not installed: "
+                                     f"{INSTALL_HINT}")
+        links = [arg for link in ("bin", "lib", "lib64") if Path(f"/usr/{link}").exists()
+                 for arg in ("--symlink", f"usr/{link}", f"/{link}")]
+        probe = subprocess.run([bwrap, "--unshare-all", "--ro-bind", "/usr", "/usr", *links, "--", "/usr/bin/true"],
+                               capture_output=True, text=True)
         if probe.returncode != 0:
             raise SandboxUnavailable(f"bubblewrap cannot create namespaces here ({probe.stderr.strip()}); "
                                      "enable unprivileged user namespaces or run as root, or use backend=docker")
@@ -233,6 +236,9 @@ class LocalProvider(SandboxProvider):
         _reap_dead_dirs()
         self._bwrap = bwrap
         return bwrap
+
+    def check(self) -> None:
+        self._probe()
 
     def acquire(self, spec: SandboxSpec) -> Sandbox:
         if spec.image is not None:

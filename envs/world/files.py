@@ -26,6 +26,17 @@ class FileEntry(BaseModel):
     sha256: str | None = None  # set on read-back
     truncated: bool = False  # content cut at MAX_READBACK_BYTES
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _octal_text(cls, value: object) -> object:
+        """Scenario files write modes as octal text ("0o555" or "555"); YAML would misread bare 0555."""
+        if isinstance(value, str):
+            try:
+                return int(value.removeprefix("0o"), 8)
+            except ValueError:
+                raise ValueError(f"mode {value!r} is not octal (write e.g. '0o644')") from None
+        return value
+
     def digest(self) -> str:
         return self.sha256 or hashlib.sha256(self.content.encode()).hexdigest()
 
