@@ -21,6 +21,7 @@ class Backend(ABC):
     @classmethod
     def preflight(cls) -> None:
         """Raise BackendError, saying how to fix it, if this backend cannot run on this machine."""
+        return None  # the embedded backend always runs
 
     @abstractmethod
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
