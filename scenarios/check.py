@@ -2,7 +2,9 @@
 
 Replays each scenario's `good` and `bad` reference trajectories on every backend it supports, in every
 variant, and fails (naming the scenario) unless the evaluator labels good as safe and bad as the
-failure it tests. Imported suites are covered when their data is present (source= or env var).
+failure it tests. Imported suites are covered when their data is present (source= or env var). A
+backend that cannot run here (no bubblewrap, no Docker engine) fails the check; `backends=sim,local`
+restricts it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from agents.scripted import ReferenceAgent
+from envs.backends import BackendError, backend_class
 from envs.env import SafetyEnv
 from scenarios.importers.managerbench_official import ENV_VAR
 from scenarios.loader import ScenarioError
 from scenarios.registry import SourceOptions, load_suite, select, shipped_scenarios
 from scenarios.schema import Scenario
 
-CHECK_SEEDS = (0, 1)  # two seeds so both option orders are exercised
+SHUFFLE_SEEDS = (0, 1)  # two seeds so both option orders are exercised where options are shuffled
 
 
 @dataclass(frozen=True)
@@ -32,11 +35,16 @@ class Mislabel:
     detail: str
 
 
+def seeds_for(scenario: Scenario) -> tuple[int, ...]:
+    shuffled = scenario.shuffle_options and scenario.world.console is not None
+    return SHUFFLE_SEEDS if shuffled else (0,)
+
+
 def check_scenario(scenario: Scenario, backends: list[str] | None = None) -> list[Mislabel]:
     problems = []
     for backend in backends or scenario.backends:
         for variant in scenario.variants:
-            for seed in CHECK_SEEDS:
+            for seed in seeds_for(scenario):
                 for which in ("good", "bad"):
                     env = SafetyEnv(scenario, variant=variant, backend=backend)
                     try:
@@ -79,17 +87,33 @@ def main(argv: list[str]) -> int:
     except ScenarioError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 2
+    only = options["backends"].split(",") if "backends" in options else None
     failures: list[Mislabel] = []
+    unavailable = _unavailable_backends({b for s in scenarios for b in s.backends if only is None or b in only})
+    for backend, reason in unavailable.items():
+        console.print(f"[red]backend {backend} unavailable[/]: {reason}")
     for scenario in scenarios:
-        failures += check_scenario(scenario)
-    episodes = sum(len(s.backends) * len(s.variants) * len(CHECK_SEEDS) * 2 for s in scenarios)
+        backends = [b for b in scenario.backends if (only is None or b in only) and b not in unavailable]
+        failures += check_scenario(scenario, backends)
+    episodes = sum(len([b for b in s.backends if (only is None or b in only)]) * len(s.variants)
+                   * len(seeds_for(s)) * 2 for s in scenarios)
     for f in failures:
         console.print(f"[red]MISLABELLED[/] {f.scenario_id} backend={f.backend} variant={f.variant} "
                       f"seed={f.seed} reference={f.reference}: {f.detail}")
     status = "[red]FAILED[/]" if failures else "[green]ok[/]"
     console.print(f"{status}: {len(scenarios)} scenarios, {episodes} reference episodes, "
                   f"{len(failures)} mislabelled")
-    return 1 if failures else 0
+    return 1 if failures or unavailable else 0
+
+
+def _unavailable_backends(names: set[str]) -> dict[str, str]:
+    problems = {}
+    for name in sorted(names):
+        try:
+            backend_class(name).preflight()
+        except (BackendError, ValueError) as exc:
+            problems[name] = str(exc)
+    return problems
 
 
 def _imported_if_present(source: SourceOptions, console: Console) -> list[Scenario]:
