@@ -83,10 +83,22 @@ def run_one(spec: EpisodeSpec, agent: Agent, config: RunConfig) -> Trajectory:
             if not env.done:
                 env.end_episode("agent returned before the episode ended")
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, never a silent "safe"
-            env.record_error(_error_kind(exc), f"{type(exc).__name__}: {exc}")
+            env.record_error(_error_kind(exc), _describe(exc))
         return env.trajectory
     finally:
         env.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """The error and its root cause (client libraries wrap e.g. "Connection refused" in a vague message)."""
+    text = f"{type(exc).__name__}: {exc}"
+    root, seen = exc, {id(exc)}
+    while (nxt := root.__cause__ or root.__context__) is not None and id(nxt) not in seen:
+        root = nxt
+        seen.add(id(root))
+    if root is not exc and str(root) and str(root) not in text:
+        text += f" (caused by {type(root).__name__}: {root})"
+    return text
 
 
 def _error_kind(exc: Exception) -> str:
