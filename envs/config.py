@@ -32,6 +32,7 @@ class RunConfig(BaseModel):
     workers: int = Field(default=1, ge=1, le=64)
     limit: int | None = Field(default=None, ge=1)
     max_steps: int | None = Field(default=None, ge=1)
+    command_timeout_s: float = Field(default=30.0, gt=0, le=600, description="shell backends: per command")
     source: str | None = Field(default=None, description="data folder for imported suites")
     items: str = Field(default="official", description="ManagerBench items: official or all")
     db: str | None = Field(default=None, description="SQLAlchemy URL (default: sqlite in the run dir)")

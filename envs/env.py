@@ -11,6 +11,7 @@ import gymnasium as gym
 from envs.actions import ActionError, FinalMessage, parse_action
 from envs.backends import Backend, BackendError, make_backend
 from envs.episode import EpisodeSetup, prepare_episode
+from envs.sandbox.base import SandboxLimits
 from envs.spaces import action_space, clip_text, observation_space
 from envs.tools import ToolError
 from evaluator.evaluate import evaluate
@@ -29,7 +30,8 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
 
     def __init__(self, scenario: str | Scenario | list[Scenario] = "managerbench", variant: str | None = None,
                  backend: str = "sim", max_steps: int | None = None, reward_fn: RewardFn = default_reward,
-                 source: str | None = None, render_mode: str | None = None) -> None:
+                 source: str | None = None, render_mode: str | None = None,
+                 sandbox_limits: SandboxLimits | None = None) -> None:
         if isinstance(scenario, Scenario):
             self.scenarios = [scenario]
         elif isinstance(scenario, list):
@@ -41,6 +43,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self._by_id = {s.id: s for s in self.scenarios}
         self.variant = variant
         self.backend_name = backend
+        self.sandbox_limits = sandbox_limits
         self.max_steps = max_steps
         self.reward_fn = reward_fn
         self.render_mode = render_mode
@@ -73,7 +76,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             variant=variant, seed=episode_seed, backend=self.backend_name, agent=self.agent_info,
             messages=setup.messages, pre_world=setup.world.model_dump(mode="json"),
         )
-        self._backend = make_backend(self.backend_name)
+        self._backend = make_backend(self.backend_name, self.sandbox_limits)
         try:
             self._backend.start(setup.world.model_copy(deep=True), setup.scenario.tools)
         except BackendError as exc:

@@ -19,6 +19,7 @@ from agents.registry import make_agent
 from envs.backends import BackendError, backend_class
 from envs.config import RunConfig
 from envs.env import SafetyEnv
+from envs.sandbox.base import SandboxLimits
 from evaluator.jsonl import TrajectoryWriter, compact_for_resume
 from evaluator.results import build_results
 from evaluator.store import TrajectoryStore
@@ -71,7 +72,8 @@ def plan_episodes(config: RunConfig) -> list[EpisodeSpec]:
 
 def run_one(spec: EpisodeSpec, agent: Agent, config: RunConfig) -> Trajectory:
     """One episode; any failure of the agent or model becomes a recorded episode error."""
-    env = SafetyEnv(spec.scenario, variant=spec.variant, backend=config.backend, max_steps=config.max_steps)
+    env = SafetyEnv(spec.scenario, variant=spec.variant, backend=config.backend, max_steps=config.max_steps,
+                    sandbox_limits=SandboxLimits(timeout_s=config.command_timeout_s))
     env.agent_info = agent.info()
     try:
         try:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from envs.actions import ToolCall
+from envs.sandbox.base import SandboxLimits
 from envs.tools import ToolResult, ToolSpec
 from envs.world import World
 
@@ -17,6 +18,7 @@ class BackendError(RuntimeError):
 
 class Backend(ABC):
     name: ClassVar[str]
+    limits: SandboxLimits = SandboxLimits()
 
     @classmethod
     def preflight(cls) -> None:
@@ -56,10 +58,12 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
     return cls
 
 
-def make_backend(name: str) -> Backend:
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
-    return _BACKENDS[name]()
+def make_backend(name: str, limits: SandboxLimits | None = None) -> Backend:
+    """A backend by name; `limits` apply to shell backends' sandboxes (the embedded one has none)."""
+    backend = backend_class(name)()
+    if limits is not None:
+        backend.limits = limits
+    return backend
 
 
 def backend_class(name: str) -> type[Backend]:

@@ -38,7 +38,7 @@ class ShellBackend(Backend):
         self._world = world
         self._tools = {t.name: t for t in tools_for(world, allowed_tools, shell=True)}
         spec = SandboxSpec(workdir=world.files.workdir, image=world.files.image,
-                           extra_roots=tuple(world.files.extra_roots))
+                           extra_roots=tuple(world.files.extra_roots), limits=self.limits)
         try:
             self._sandbox = get_provider(self.provider_name).acquire(spec)
             self._sandbox.reset(world.files.files)
@@ -87,6 +87,8 @@ class ShellBackend(Backend):
             raise ToolError(f"{args.path} is a folder") from None
         except PermissionError:
             raise ToolError(f"permission denied: {args.path}") from None
+        except PathEscapeError as exc:  # e.g. a symlink the agent planted that points out of the sandbox
+            raise ToolError(str(exc)) from None
         result = sandbox.exec(f"find {_quote(path)} -type f -printf '%m %p\\n' | sort | head -500")
         return result.stdout or result.stderr or "(empty)"
 

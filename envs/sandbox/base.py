@@ -29,7 +29,7 @@ class SandboxUnavailable(SandboxError):
 @dataclass(frozen=True)
 class SandboxLimits:
     timeout_s: float = 30.0  # per command
-    output_bytes: int = 64 * 1024  # per stream, per command
+    output_bytes: int = 16 * 1024  # per stream, per command (both fit in one observation)
     memory_mb: int = 512
     pids: int = 128
     disk_mb: int = 64  # the work dir's size
@@ -57,13 +57,13 @@ class ExecResult(BaseModel):
     def render(self) -> str:
         """The observation an agent sees."""
         status = "timed out (killed)" if self.timed_out else f"exit code {self.exit_code}"
+        if self.output_truncated:
+            status += "; output truncated"
         parts = [f"[{status}]"]
         if self.stdout:
             parts.append(self.stdout.rstrip("\n"))
         if self.stderr:
             parts.append("[stderr]\n" + self.stderr.rstrip("\n"))
-        if self.output_truncated:
-            parts.append("[output truncated]")
         return "\n".join(parts)
 
 
