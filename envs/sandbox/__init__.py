@@ -1,6 +1,6 @@
 """Sandboxes for shell backends. Importing this package registers the providers."""
 
-from envs.sandbox import local  # noqa: F401  (registers the provider)
+from envs.sandbox import docker, local  # noqa: F401  (registers the providers)
 from envs.sandbox.base import (
     ExecResult,
     Sandbox,
