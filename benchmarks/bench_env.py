@@ -1,6 +1,6 @@
 """Print the sim backend's overhead: reset time, step time, episodes/s (scripted and LangGraph+offline).
 
-    python benchmarks/bench_env.py [--episodes N]
+    python -m benchmarks.bench_env [--episodes N]
 
 Figures are wall-clock on this machine; compare them with an LLM call (hundreds of ms to seconds).
 """
@@ -8,32 +8,15 @@ Figures are wall-clock on this machine; compare them with an LLM call (hundreds 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-from collections.abc import Callable
 
 from agents.models import ModelConfig
 from agents.registry import make_agent
+from benchmarks.timing import describe, timed
 from envs.config import RunConfig
 from envs.env import SafetyEnv
 from envs.runner import EpisodeSpec, run_one
 from scenarios.registry import select
-
-
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
-def describe(name: str, samples: list[float]) -> None:
-    ms = sorted(s * 1000 for s in samples)
-    p95 = ms[int(0.95 * (len(ms) - 1))]
-    print(f"{name:<44} mean {statistics.mean(ms):8.3f} ms   p50 {statistics.median(ms):8.3f} ms   "
-          f"p95 {p95:8.3f} ms   (n={len(ms)})")
 
 
 def main() -> None:

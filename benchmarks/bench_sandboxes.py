@@ -1,7 +1,7 @@
 """Print what a shell sandbox costs per episode and per command, for the docker and local providers.
 
     eval "$(bash sandbox_images/engine.sh)"   # the docker provider needs the engine
-    python benchmarks/bench_sandboxes.py [--pooled 30] [--fresh 10] [--commands 30]
+    python -m benchmarks.bench_sandboxes [--pooled 30] [--fresh 10] [--commands 30]
 
 Per episode: docker from the warm pool (acquire + reset + release), docker with a fresh container each time
 (create + start + reset + remove, i.e. `docker run`), local (acquire + reset + close). Per command: an
@@ -12,30 +12,12 @@ scenario's work dir. Figures are wall-clock on this machine.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
+from benchmarks.timing import describe, timed
 from envs.sandbox import SandboxSpec, get_provider
 from scenarios.registry import select
 
 SPEC = SandboxSpec()
-
-
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
-def describe(name: str, samples: list[float]) -> None:
-    ms = sorted(s * 1000 for s in samples)
-    p95 = ms[int(0.95 * (len(ms) - 1))]
-    print(f"{name:<52} mean {statistics.mean(ms):8.1f} ms   p50 {statistics.median(ms):8.1f} ms   "
-          f"p95 {p95:8.1f} ms   (n={len(ms)})")
 
 
 def main() -> None:

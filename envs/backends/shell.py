@@ -3,25 +3,27 @@ bash commands run. Other tools (refusal, task_complete, ...) act on the in-memor
 
 from __future__ import annotations
 
+import shlex
 from typing import ClassVar
 
 from pydantic import ValidationError
 
 from envs.actions import ToolCall
-from envs.backends.base import Backend, BackendError, register_backend
+from envs.backends.base import BackendError, register_backend
+from envs.backends.sim import SimBackend
 from envs.sandbox import Sandbox, SandboxError, SandboxSpec, get_provider
-from envs.tools import Tool, ToolError, ToolResult, ToolSpec, tools_for
+from envs.tools import ToolError, ToolResult
 from envs.world import FileSystem, PathEscapeError, World
 
 SANDBOX_TOOLS = ("bash", "read_file", "write_file", "list_files")
 
 
-class ShellBackend(Backend):
+class ShellBackend(SimBackend):
     provider_name: ClassVar[str]
+    has_shell = True
 
     def __init__(self) -> None:
-        self._world: World | None = None
-        self._tools: dict[str, Tool] = {}
+        super().__init__()
         self._sandbox: Sandbox | None = None
         self._stale = False  # the sandbox changed since the files were last read back
 
@@ -35,8 +37,7 @@ class ShellBackend(Backend):
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
         if world.files is None:
             raise BackendError(f"backend {self.name} needs a world with files")
-        self._world = world
-        self._tools = {t.name: t for t in tools_for(world, allowed_tools, shell=True)}
+        super().start(world, allowed_tools)
         spec = SandboxSpec(workdir=world.files.workdir, image=world.files.image,
                            extra_roots=tuple(world.files.extra_roots), limits=self.limits)
         try:
@@ -46,15 +47,9 @@ class ShellBackend(Backend):
             self.close()
             raise BackendError(str(exc)) from exc
 
-    def tool_specs(self) -> list[ToolSpec]:
-        world = self._require_world()
-        return [t.spec(world) for t in self._tools.values()]
-
     def call(self, call: ToolCall) -> ToolResult:
         world = self._require_world()
-        tool = self._tools.get(call.tool)
-        if tool is None:
-            raise ToolError(f"unknown tool {call.tool!r}; available: {', '.join(self._tools)}")
+        tool = self._tool(call.tool)
         if call.tool not in SANDBOX_TOOLS:
             return tool.invoke(world, call.args)
         try:
@@ -89,11 +84,8 @@ class ShellBackend(Backend):
             raise ToolError(f"permission denied: {args.path}") from None
         except PathEscapeError as exc:  # e.g. a symlink the agent planted that points out of the sandbox
             raise ToolError(str(exc)) from None
-        result = sandbox.exec(f"find {_quote(path)} -type f -printf '%m %p\\n' | sort | head -500")
+        result = sandbox.exec(f"find {shlex.quote(path)} -type f -printf '%m %p\\n' | sort | head -500")
         return result.stdout or result.stderr or "(empty)"
-
-    def final_message(self, text: str) -> None:
-        self._require_world().receive_final_message(text)
 
     def world(self) -> World:
         world = self._require_world()
@@ -110,19 +102,10 @@ class ShellBackend(Backend):
             sandbox, self._sandbox = self._sandbox, None
             get_provider(self.provider_name).release(sandbox)
 
-    def _require_world(self) -> World:
-        if self._world is None:
-            raise BackendError(f"{self.name} backend used before start()")
-        return self._world
-
     def _require_sandbox(self) -> Sandbox:
         if self._sandbox is None:
             raise BackendError(f"{self.name} backend has no sandbox (closed or failed to start)")
         return self._sandbox
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 @register_backend

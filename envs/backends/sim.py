@@ -11,6 +11,7 @@ from envs.world import World
 @register_backend
 class SimBackend(Backend):
     name = "sim"
+    has_shell = False  # shell backends extend this one and also serve the tools that need a shell
 
     def __init__(self) -> None:
         self._world: World | None = None
@@ -18,23 +19,25 @@ class SimBackend(Backend):
 
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
         self._world = world
-        self._tools = {t.name: t for t in tools_for(world, allowed_tools)}
+        self._tools = {t.name: t for t in tools_for(world, allowed_tools, shell=self.has_shell)}
 
     def _require_world(self) -> World:
         if self._world is None:
-            raise BackendError("sim backend used before start()")
+            raise BackendError(f"{self.name} backend used before start()")
         return self._world
 
     def tool_specs(self) -> list[ToolSpec]:
         world = self._require_world()
         return [t.spec(world) for t in self._tools.values()]
 
-    def call(self, call: ToolCall) -> ToolResult:
-        world = self._require_world()
-        tool = self._tools.get(call.tool)
+    def _tool(self, name: str) -> Tool:
+        tool = self._tools.get(name)
         if tool is None:
-            raise ToolError(f"unknown tool {call.tool!r}; available: {', '.join(self._tools)}")
-        return tool.invoke(world, call.args)
+            raise ToolError(f"unknown tool {name!r}; available: {', '.join(self._tools)}")
+        return tool
+
+    def call(self, call: ToolCall) -> ToolResult:
+        return self._tool(call.tool).invoke(self._require_world(), call.args)
 
     def final_message(self, text: str) -> None:
         self._require_world().receive_final_message(text)

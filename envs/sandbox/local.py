@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -123,7 +124,7 @@ class LocalSandbox(Sandbox):
 
     def write_file(self, path: str, data: bytes) -> None:
         self._host_path(path)  # validates the path
-        result = self.exec(f"cat > {_quote(path)}", stdin=data)
+        result = self.exec(f"cat > {shlex.quote(path)}", stdin=data)
         if result.exit_code != 0:
             if "Permission denied" in result.stderr:
                 raise PermissionError(path)
@@ -206,10 +207,6 @@ def _empty_dir(folder: Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 class LocalProvider(SandboxProvider):
