@@ -24,6 +24,9 @@ class ReferenceAgent(Agent):
         self.name = f"reference-{which}"
 
     def run(self, env: SafetyEnv) -> None:
+        if env.scenario.references is None:
+            raise ValueError(f"scenario {env.scenario.id} has no reference trajectories (imported suites such as "
+                             f"odcv ship none), so {self.name} cannot run it")
         for step in getattr(env.scenario.references, self.which):
             if env.done:
                 return

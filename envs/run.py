@@ -17,8 +17,8 @@ from envs.config import ConfigError, RunConfig, parse_args
 from envs.runner import RunOutcome, execute
 from scenarios.loader import ScenarioError
 
-SUMMARY_KEYS = ("harm_avoidance", "control_pragmatism", "tilt", "mb_score", "unknown_rate", "harm_rate",
-                "over_caution_rate", "refusal_rate", "success_rate")
+SUMMARY_KEYS = ("misalignment_rate", "mean_severity", "harm_avoidance", "control_pragmatism", "tilt", "mb_score",
+                "unknown_rate", "harm_rate", "over_caution_rate", "refusal_rate", "success_rate")
 
 
 def main(argv: list[str] | None = None) -> int:

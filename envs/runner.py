@@ -67,6 +67,9 @@ def plan_episodes(config: RunConfig) -> list[EpisodeSpec]:
         if config.backend not in scenario.backends:
             raise ValueError(f"scenario {scenario.id} runs on backend(s) {', '.join(scenario.backends)}, "
                              f"not backend={config.backend}")
+        if config.agent.startswith("reference-") and scenario.references is None:
+            raise ValueError(f"scenario {scenario.id} has no reference trajectories, so agent={config.agent} "
+                             "cannot run it")
     return specs[: config.limit] if config.limit else specs
 
 

@@ -2,9 +2,9 @@
 
 Replays each scenario's `good` and `bad` reference trajectories on every backend it supports, in every
 variant, and fails (naming the scenario) unless the evaluator labels good as safe and bad as the
-failure it tests. Imported suites are covered when their data is present (source= or env var). A
-backend that cannot run here (no bubblewrap, no Docker engine) fails the check; `backends=sim,local`
-restricts it.
+failure it tests. Imported suites are covered when their data is present (source= or env var); imported
+scenarios without references (e.g. ODCV-Bench's) are skipped and counted. A backend that cannot run here
+(no bubblewrap, no Docker engine) fails the check; `backends=sim,local` restricts it.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def seeds_for(scenario: Scenario) -> tuple[int, ...]:
 
 
 def check_scenario(scenario: Scenario, backends: list[str] | None = None) -> list[Mislabel]:
+    if scenario.references is None:
+        raise ValueError(f"scenario {scenario.id} has no reference trajectories to replay")
     problems = []
     for backend in backends or scenario.backends:
         for variant in scenario.variants:
@@ -87,6 +89,8 @@ def main(argv: list[str]) -> int:
     except ScenarioError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 2
+    unreferenced = [s for s in scenarios if s.references is None]
+    scenarios = [s for s in scenarios if s.references is not None]
     only = options["backends"].split(",") if "backends" in options else None
     failures: list[Mislabel] = []
     unavailable = _unavailable_backends({b for s in scenarios for b in s.backends if only is None or b in only})
@@ -101,8 +105,9 @@ def main(argv: list[str]) -> int:
         console.print(f"[red]MISLABELLED[/] {f.scenario_id} backend={f.backend} variant={f.variant} "
                       f"seed={f.seed} reference={f.reference}: {f.detail}")
     status = "[red]FAILED[/]" if failures else "[green]ok[/]"
+    skipped = f", {len(unreferenced)} skipped (no references)" if unreferenced else ""
     console.print(f"{status}: {len(scenarios)} scenarios, {episodes} reference episodes, "
-                  f"{len(failures)} mislabelled")
+                  f"{len(failures)} mislabelled{skipped}")
     return 1 if failures or unavailable else 0
 
 

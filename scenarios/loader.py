@@ -34,9 +34,14 @@ def load_scenario_file(path: Path) -> Scenario:
 
 
 def load_suite_dir(directory: Path) -> list[Scenario]:
+    """A shipped suite (written by us): unlike imported ones, every scenario must carry good and bad reference
+    trajectories, so `python -m scenarios.check` can prove its labels."""
     scenarios = [load_scenario_file(p) for p in sorted(directory.glob("*.yaml"))]
     seen: dict[str, Path] = {}
     for scenario, path in zip(scenarios, sorted(directory.glob("*.yaml")), strict=True):
+        if scenario.references is None:
+            raise ScenarioError(f"{path}: field references: a shipped scenario needs good and bad reference "
+                                "trajectories (only imported suites may go without)")
         if scenario.id in seen:
             raise ScenarioError(f"{path}: duplicate scenario id {scenario.id!r} (also in {seen[scenario.id]})")
         if scenario.suite != directory.name:

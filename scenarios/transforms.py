@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scenarios.schema import VARIANT_TOKEN, Message, Scenario
+from scenarios.schema import VARIANT_SLOT, Message, Scenario
 
 Transform = Callable[[Scenario], Scenario]
 
@@ -39,16 +39,27 @@ def _nudge(scenario: Scenario) -> Scenario:
 
 
 def _insert_variant_text(scenario: Scenario, variant: str) -> Scenario:
-    text = scenario.variant_text[variant]
-    messages = [m.model_copy(update={"content": m.content.replace(VARIANT_TOKEN, text)}) for m in scenario.messages]
+    """Fill {{variant_text}} (a text entry) or {{variant_text.<slot>}} (a mapping entry); the schema has checked
+    that every slot the messages use is there."""
+    entry = scenario.variant_text[variant]
+
+    def fill(match) -> str:
+        slot = match.group(1)
+        return entry if slot is None else entry[slot]  # type: ignore[index]
+
+    messages = [m.model_copy(update={"content": VARIANT_SLOT.sub(fill, m.content)}) for m in scenario.messages]
     return scenario.model_copy(update={"messages": messages})
 
 
 def apply_variant(scenario: Scenario, variant: str) -> Scenario:
     if variant not in scenario.variants:
         raise ValueError(f"scenario {scenario.id} has no variant {variant!r}; it has {scenario.variants}")
+    if variant in scenario.variant_worlds:
+        scenario = scenario.model_copy(update={"world": scenario.variant_worlds[variant]})
     if variant in scenario.variant_text:
         return _insert_variant_text(scenario, variant)
+    if variant in scenario.variant_worlds:
+        return scenario  # a variant defined by its world alone
     if variant not in _TRANSFORMS:
         raise ValueError(f"no transform named {variant!r}; known: {sorted(_TRANSFORMS)}")
     return _TRANSFORMS[variant](scenario)

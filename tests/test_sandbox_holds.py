@@ -113,7 +113,7 @@ def test_host_files_and_repository_are_unreachable(env, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text(marker)
     out = bash(env, f"cat {secret} {REPO / 'README.md'} /root/.bash_history 2>&1; ls {REPO} 2>&1; "
-                    f"grep -rs {marker} / --include=secret.txt 2>/dev/null | head -1; echo done")
+                    f"ls -d {tmp_path} 2>&1; echo done")
     assert marker not in out
     assert "Agentic safety sandbox" not in out  # the README's title
     assert "done" in out

@@ -468,3 +468,68 @@ def test_check_main_fails_on_a_broken_suite(broken_suite_root, capsys, monkeypat
 @needs_data
 def test_check_main_covers_imported_items(official):
     assert check_cli.main(["managerbench-official/gemini-results-f/000/*", f"source={DATA}"]) == 0
+
+
+# ---- variants that differ in several places, or in their world; scenarios without references -------------
+
+def _kpi_like(**changes) -> dict:
+    data = load_scenario_file(REPO / "scenarios" / "kpi" / "kpi-clinic-wait-times.yaml").model_dump(mode="json")
+    data.update(changes)
+    return data
+
+
+def test_variant_text_slots_fill_each_message():
+    data = _kpi_like(messages=[{"role": "system", "content": "Intro. {{variant_text.system}}"},
+                               {"role": "user", "content": "{{variant_text.user}}"}],
+                     variant_text={"mandated": {"system": "S-m", "user": "U-m"},
+                                   "incentivized": {"system": "S-i", "user": "U-i"}})
+    scenario = Scenario.model_validate(data)
+    assert [m["content"] for m in prepare_episode(scenario, "mandated", 0).messages] == ["Intro. S-m", "U-m"]
+    assert [m["content"] for m in prepare_episode(scenario, "incentivized", 0).messages] == ["Intro. S-i", "U-i"]
+
+
+@pytest.mark.parametrize(("variant_text", "fragment"), [
+    ({"mandated": {"system": "S", "user": "U"}, "incentivized": {"system": "S"}}, "needs a slot 'user'"),
+    ({"mandated": {"system": "S", "user": "U"}, "incentivized": "text"}, "needs a slot 'system'"),
+    ({"mandated": {"system": "S", "user": "U"}}, "needs an entry for every variant"),
+])
+def test_variant_text_slots_must_be_filled_by_every_variant(variant_text, fragment):
+    data = _kpi_like(messages=[{"role": "system", "content": "{{variant_text.system}}"},
+                               {"role": "user", "content": "{{variant_text.user}}"}], variant_text=variant_text)
+    with pytest.raises(ValueError, match=fragment):
+        Scenario.model_validate(data)
+
+
+def test_bare_variant_token_needs_a_text_entry():
+    data = _kpi_like(variant_text={"mandated": {"user": "U"}, "incentivized": "text"})
+    with pytest.raises(ValueError, match="must be a text"):
+        Scenario.model_validate(data)
+
+
+def test_variant_worlds_replace_the_world_for_their_variant():
+    data = _kpi_like()
+    other = json.loads(json.dumps(data["world"]))
+    other["files"]["files"]["/workspace/extra.txt"] = {"content": "only in incentivized\n"}
+    scenario = Scenario.model_validate({**data, "variant_worlds": {"incentivized": other}})
+    assert "/workspace/extra.txt" in prepare_episode(scenario, "incentivized", 0).world.files.files
+    assert "/workspace/extra.txt" not in prepare_episode(scenario, "mandated", 0).world.files.files
+    with pytest.raises(ValueError, match="variant_worlds names variants not in `variants`"):
+        Scenario.model_validate({**data, "variant_worlds": {"nudge": other}})
+
+
+def test_shipped_scenarios_need_references_but_imported_ones_may_lack_them(tmp_path):
+    data = _base_data()
+    del data["references"]
+    assert Scenario.model_validate(data).references is None  # what importers may build
+    path = _write(tmp_path / "managerbench" / "no-refs.yaml", data)
+    with pytest.raises(ScenarioError, match=f"{path}: field references: a shipped scenario needs"):
+        load_suite_dir(tmp_path / "managerbench")
+
+
+def test_check_skips_scenarios_without_references(capsys):
+    fixture = REPO / "tests" / "fixtures" / "odcv"
+    assert check_cli.main(["odcv", f"source={fixture}"]) == 0
+    assert "0 scenarios, 0 reference episodes, 0 mislabelled, 2 skipped (no references)" in capsys.readouterr().out
+    scenario = select("odcv", SourceOptions(source=str(fixture)))[0]
+    with pytest.raises(ValueError, match="no reference trajectories"):
+        check_scenario(scenario)

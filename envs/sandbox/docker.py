@@ -367,7 +367,7 @@ def _seed_tar(seed: dict[str, tuple[str, FileEntry]]) -> bytes:
             for name in reversed(missing):
                 folders.add(name)
                 tar.addfile(_tar_info(name.lstrip("/"), tarfile.DIRTYPE, 0o755, now))
-            data = entry.content.encode("utf-8")
+            data = entry.data()
             info = _tar_info(path.lstrip("/"), tarfile.REGTYPE, entry.mode, now)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -460,11 +460,18 @@ class DockerProvider(SandboxProvider):
         if spec.image in self._images or spec.image == self._base_image:
             return spec.image
         docker = _docker()
+        from sandbox_images.derived import DerivedImageError, ensure_derived_image, recipe_for
+
         try:
-            self.client.images.get(spec.image)
+            if recipe_for(spec.image) is not None:  # an imported scenario's image: built here at first use
+                ensure_derived_image(self.client, spec.image)
+            else:
+                self.client.images.get(spec.image)
         except docker.errors.ImageNotFound as exc:
             raise SandboxUnavailable(f"image {spec.image!r} is not on this engine; build it locally "
                                      "(there is no registry to pull from)") from exc
+        except DerivedImageError as exc:
+            raise SandboxError(f"could not build the sandbox image: {exc}") from exc
         except (docker.errors.DockerException, OSError) as exc:
             raise SandboxError(f"the Docker engine failed: {exc}") from exc
         self._images.add(spec.image)

@@ -164,7 +164,7 @@ class LocalSandbox(Sandbox):
             for path, entry in files.items():
                 host = self._host_path(path)
                 host.parent.mkdir(parents=True, exist_ok=True)
-                host.write_text(entry.content, encoding="utf-8")
+                host.write_bytes(entry.data())
                 host.chmod(entry.mode)
         except (OSError, PathEscapeError) as exc:
             raise SandboxError(f"could not reset the work dir: {exc}") from exc

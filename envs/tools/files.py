@@ -52,7 +52,7 @@ def read_file(world: World, args: PathArgs) -> str:
     path = _resolve(files, args.path)
     if path not in files.files:
         raise ToolError(f"no such file: {args.path}")
-    return files.files[path].content
+    return files.files[path].data().decode("utf-8", errors="replace")
 
 
 @tool(name="write_file", args=WriteArgs, app="files")

@@ -6,10 +6,13 @@ command, so the same checks judge every surface.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import posixpath
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_READBACK_BYTES = 256 * 1024  # larger files keep their size and hash, not their content
 
@@ -21,6 +24,9 @@ class PathEscapeError(ValueError):
 class FileEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     content: str = ""
+    # "base64": `content` holds the bytes of a file that is not UTF-8 text (e.g. an imported PDF), so a sandbox
+    # is seeded with the exact bytes. Files read back from a sandbox are always text (see file_entry_from_bytes).
+    encoding: Literal["utf-8", "base64"] = "utf-8"
     mode: int = Field(default=0o644, ge=0, le=0o7777)
     size: int | None = None  # set on read-back; None means len(content.encode())
     sha256: str | None = None  # set on read-back
@@ -37,8 +43,21 @@ class FileEntry(BaseModel):
                 raise ValueError(f"mode {value!r} is not octal (write e.g. '0o644')") from None
         return value
 
+    @model_validator(mode="after")
+    def _valid_base64(self) -> FileEntry:
+        if self.encoding == "base64":
+            try:
+                base64.b64decode(self.content, validate=True)
+            except binascii.Error:
+                raise ValueError("content is not valid base64 (encoding: base64)") from None
+        return self
+
+    def data(self) -> bytes:
+        """The file's bytes, as a sandbox is seeded with them."""
+        return base64.b64decode(self.content) if self.encoding == "base64" else self.content.encode("utf-8")
+
     def digest(self) -> str:
-        return self.sha256 or hashlib.sha256(self.content.encode()).hexdigest()
+        return self.sha256 or hashlib.sha256(self.data()).hexdigest()
 
     @property
     def read_only(self) -> bool:
