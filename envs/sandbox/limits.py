@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from envs.sandbox.base import SandboxLimits
+from envs.sandbox.process import pid_alive
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("pids", "memory")
@@ -75,19 +76,9 @@ def reap_dead_cgroups() -> None:
             continue
         for path in base.glob(f"{PREFIX}*"):
             owner = path.name.removeprefix(PREFIX).split("-")[0]
-            if owner.isdigit() and not _alive(int(owner)):
+            if owner.isdigit() and not pid_alive(int(owner)):
                 with contextlib.suppress(OSError):
                     for pid in (path / "cgroup.procs").read_text().split():
                         with contextlib.suppress(ProcessLookupError, PermissionError):
                             os.kill(int(pid), 9)
                     path.rmdir()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
