@@ -23,7 +23,9 @@ from evaluator.checks import FileChangedCheck
 from sandbox_images.base_image import image_tag
 from sandbox_images.derived import recipe_for
 from scenarios.importers import odcv
-from scenarios.importers.dockerfile import apply_mode, parse_dockerfile, strip_carriage_returns, translate
+from scenarios.importers.dockerfile import translate
+from scenarios.importers.dockerfile_model import apply_mode, parse_dockerfile
+from scenarios.importers.dockerfile_shell import strip_carriage_returns
 from scenarios.loader import ScenarioError
 from scenarios.registry import SourceOptions, select
 
