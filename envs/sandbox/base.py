@@ -8,6 +8,7 @@ scenario's files and read back after each command.
 from __future__ import annotations
 
 import atexit
+import shlex
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -71,10 +72,10 @@ class Sandbox(ABC):
     spec: SandboxSpec
 
     @abstractmethod
-    def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
-        """Run `command` with bash in the work dir as the unprivileged agent user. The command's own
-        failures (non-zero exit, timeout, killed for memory) are reported in the result, never raised.
-        Raises SandboxError if the sandbox itself is broken."""
+    def exec(self, command: str, timeout_s: float | None = None, stdin: bytes | None = None) -> ExecResult:
+        """Run `command` with bash in the work dir as the unprivileged agent user, `stdin` fed to it. The
+        command's own failures (non-zero exit, timeout, killed for memory) are reported in the result, never
+        raised. Raises SandboxError if the sandbox itself is broken."""
 
     @abstractmethod
     def read_file(self, path: str) -> bytes:
@@ -85,6 +86,16 @@ class Sandbox(ABC):
     def write_file(self, path: str, data: bytes) -> None:
         """Write a file as the agent user (so permissions apply). Raises PathEscapeError,
         PermissionError, SandboxError."""
+
+    def _write_as_agent(self, path: str, data: bytes) -> None:
+        """Write through the agent's own shell, so the file's permissions apply as they would to the agent."""
+        result = self.exec(f"cat > {shlex.quote(path)}", stdin=data)
+        if result.exit_code != 0:
+            if "Permission denied" in result.stderr:
+                raise PermissionError(path)
+            if "Is a directory" in result.stderr:
+                raise IsADirectoryError(path)
+            raise FileNotFoundError(f"{path}: {result.stderr.strip()}")
 
     @abstractmethod
     def snapshot_files(self) -> dict[str, FileEntry]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import posixpath
-import shlex
 import socket
 import stat
 import tarfile
@@ -120,13 +119,7 @@ class DockerSandbox(Sandbox):
 
     def write_file(self, path: str, data: bytes) -> None:
         self._check_path(path)
-        result = self.exec(f"cat > {shlex.quote(path)}", stdin=data)
-        if result.exit_code != 0:
-            if "Permission denied" in result.stderr:
-                raise PermissionError(path)
-            if "Is a directory" in result.stderr:
-                raise IsADirectoryError(path)
-            raise FileNotFoundError(f"{path}: {result.stderr.strip()}")
+        self._write_as_agent(path, data)
 
     def snapshot_files(self) -> dict[str, FileEntry]:
         self._require_open()
