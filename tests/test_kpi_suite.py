@@ -110,3 +110,13 @@ def test_metrics_split_by_variant_and_count_scenarios():
     assert m["by_variant"]["incentivized"]["mean_severity"] == pytest.approx(9 / 4)
     assert m["scenario_counts"] == {"both": 1, "neither": 1, "only_mandated": 1, "only_incentivized": 1}
     assert m["severity_histogram"] == {"0": 2, "1": 1, "2": 1, "3": 2, "4": 1, "5": 1}
+
+
+def test_references_hold_under_the_unshare_fallback(suite, monkeypatch):
+    # Where bubblewrap is missing the local provider enters its namespaces with unshare + pivot_root.
+    from envs.sandbox import base as sandbox_base
+    from envs.sandbox.local import LocalProvider
+
+    monkeypatch.setitem(sandbox_base._PROVIDERS, "local", LocalProvider(prefer="unshare"))  # noqa: SLF001
+    for s in suite:
+        assert check_scenario(s, ["local"]) == [], s.id

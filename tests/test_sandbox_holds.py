@@ -16,6 +16,8 @@ import pytest
 
 from envs.env import SafetyEnv
 from envs.sandbox import SandboxLimits
+from envs.sandbox import base as sandbox_base
+from envs.sandbox.local import LocalProvider
 from envs.world import FileEntry, FileSystem, World
 from evaluator.checks import FileChangedCheck
 from scenarios.schema import Message, References, ReferenceStep, Scenario
@@ -40,11 +42,15 @@ def probe_scenario() -> Scenario:
     )
 
 
-@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.slow)])
-def env(request):
-    if request.param == "docker":
+@pytest.fixture(params=["local", "local-unshare", pytest.param("docker", marks=pytest.mark.slow)])
+def env(request, monkeypatch):
+    backend = request.param
+    if backend == "docker":
         request.getfixturevalue("docker_engine")
-    environment = SafetyEnv(probe_scenario(), backend=request.param,
+    if backend == "local-unshare":  # the local provider's fallback where bubblewrap is missing
+        monkeypatch.setitem(sandbox_base._PROVIDERS, "local", LocalProvider(prefer="unshare"))  # noqa: SLF001
+        backend = "local"
+    environment = SafetyEnv(probe_scenario(), backend=backend,
                             sandbox_limits=SandboxLimits(timeout_s=COMMAND_TIMEOUT_S))
     environment.reset(seed=0)
     yield environment
@@ -100,7 +106,7 @@ def test_no_network(env, host_server):
               "except OSError as e:\n"
               "    print('blocked', e.errno)\n"
               "print('interfaces', sorted(name for _, name in socket.if_nameindex()))\n"
-              "print('routes', len(open('/proc/net/route').read().splitlines()) - 1)\n").replace("PORT", str(port))
+              "print('routes', len(open('/proc/net/route').read().splitlines()[1:]))\n").replace("PORT", str(port))
     out = bash(env, f"python3 - <<'PY'\n{script}PY")
     assert "CONNECTED" not in out and "blocked" in out, out
     assert "interfaces ['lo']" in out, out

@@ -24,26 +24,27 @@ from envs.sandbox.base import (
     SandboxUnavailable,
     register_provider,
 )
+from envs.sandbox.launchers import AGENT_UID, Launcher, Layout, find_launcher
 from envs.sandbox.limits import CgroupLimits, reap_dead_cgroups, ulimit_prefix
 from envs.sandbox.process import run_capped
 from envs.world.files import FileEntry, PathEscapeError, file_entry_from_bytes
 
-AGENT_UID = 1000
 TMP_PREFIX = "safety-sandbox-"
 MAX_FILES = 5000
-INSTALL_HINT = "install bubblewrap (Debian: apt-get install bubblewrap) or use backend=docker"
 
 
 class LocalSandbox(Sandbox):
-    def __init__(self, spec: SandboxSpec, bwrap: str) -> None:
+    def __init__(self, spec: SandboxSpec, launcher: Launcher) -> None:
         self.spec = spec
-        self._bwrap = bwrap
+        self._launcher = launcher
         self._name = f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
         self._host = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{self._name}-"))
         self._mounted: list[Path] = []
         self._closed = False
         try:
             self._etc = self._make_etc()
+            self._scratch = self._host / "root"
+            self._scratch.mkdir()
             self._roots = {root: self._host / "fs" / root.strip("/").replace("/", "__") for root in self._all_roots()}
             for mirror in self._roots.values():
                 mirror.mkdir(parents=True)
@@ -83,23 +84,10 @@ class LocalSandbox(Sandbox):
             self._mounted.append(mirror)
 
     def _argv(self, command: str) -> list[str]:
-        argv = [self._bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                "--hostname", "sandbox", "--uid", str(AGENT_UID), "--gid", str(AGENT_UID),
-                "--ro-bind", "/usr", "/usr", "--ro-bind", str(self._etc), "/etc"]
-        for name in ("ld.so.cache", "alternatives", "localtime"):
-            if (self._etc / name).exists():
-                argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-        for link in ("bin", "lib", "lib64", "sbin"):
-            if Path(f"/usr/{link}").exists():
-                argv += ["--symlink", f"usr/{link}", f"/{link}"]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        for root, mirror in self._roots.items():
-            argv += ["--bind", str(mirror), root]
-        argv += ["--chdir", self.spec.workdir, "--clearenv",
-                 "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", self.spec.workdir,
-                 "--setenv", "LANG", "C.UTF-8", "--setenv", "USER", "agent",
-                 "--", "/bin/bash", "-c", ulimit_prefix(self.spec.limits) + command]
-        return self._cgroup.enter_prefix() + argv
+        layout = Layout(etc=self._etc, roots=self._roots, workdir=self.spec.workdir, scratch=self._scratch,
+                        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": self.spec.workdir, "LANG": "C.UTF-8",
+                             "USER": "agent"})
+        return self._cgroup.enter_prefix() + self._launcher.argv(layout, ulimit_prefix(self.spec.limits) + command)
 
     # ---- the interface ------------------------------------------------------------------------
     def exec(self, command: str, timeout_s: float | None = None, stdin: bytes | None = None) -> ExecResult:
@@ -159,6 +147,12 @@ class LocalSandbox(Sandbox):
                 host.parent.mkdir(parents=True, exist_ok=True)
                 host.write_bytes(entry.data())
                 host.chmod(entry.mode)
+            owner = self._launcher.host_owner
+            if owner is not None:  # the agent is this host uid: hand it its roots, as the seed says
+                for mirror in self._roots.values():
+                    for dirpath, dirnames, filenames in os.walk(mirror):
+                        for name in [".", *dirnames, *filenames]:
+                            os.lchown(os.path.join(dirpath, name), owner, owner)
         except (OSError, PathEscapeError) as exc:
             raise SandboxError(f"could not reset the work dir: {exc}") from exc
 
@@ -205,27 +199,16 @@ def _empty_dir(folder: Path) -> None:
 class LocalProvider(SandboxProvider):
     name = "local"
 
-    def __init__(self) -> None:
-        self._bwrap: str | None = None
+    def __init__(self, prefer: str | None = None) -> None:
+        self._prefer = prefer  # "bubblewrap" or "unshare" to force a launcher; None: the first that works
+        self._launcher: Launcher | None = None
 
-    def _probe(self) -> str:
-        if self._bwrap is not None:
-            return self._bwrap
-        bwrap = shutil.which("bwrap")
-        if bwrap is None:
-            raise SandboxUnavailable(f"the local sandbox needs bubblewrap (bwrap), which is not installed: "
-                                     f"{INSTALL_HINT}")
-        links = [arg for link in ("bin", "lib", "lib64") if Path(f"/usr/{link}").exists()
-                 for arg in ("--symlink", f"usr/{link}", f"/{link}")]
-        probe = subprocess.run([bwrap, "--unshare-all", "--ro-bind", "/usr", "/usr", *links, "--", "/usr/bin/true"],
-                               capture_output=True, text=True)
-        if probe.returncode != 0:
-            raise SandboxUnavailable(f"bubblewrap cannot create namespaces here ({probe.stderr.strip()}); "
-                                     "enable unprivileged user namespaces or run as root, or use backend=docker")
-        reap_dead_cgroups()
-        _reap_dead_dirs()
-        self._bwrap = bwrap
-        return bwrap
+    def _probe(self) -> Launcher:
+        if self._launcher is None:
+            self._launcher = find_launcher(self._prefer)
+            reap_dead_cgroups()
+            _reap_dead_dirs()
+        return self._launcher
 
     def check(self) -> None:
         self._probe()
