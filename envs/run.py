@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ScenarioError, ValueError, BackendError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 2
+    except KeyboardInterrupt:  # before the run loop took over Ctrl-C (loading scenarios, starting up)
+        console.print("[yellow]interrupted[/] before any episode finished; nothing was lost.")
+        return 130
     _print_summary(outcome, console)
     if outcome.interrupted:
         console.print(f"[yellow]interrupted[/]: {outcome.ran} episode(s) finished and kept; rerun the same "

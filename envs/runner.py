@@ -19,6 +19,7 @@ from agents.registry import make_agent
 from envs.backends import BackendError, backend_class
 from envs.config import RunConfig
 from envs.env import SafetyEnv
+from envs.interrupts import StopRequest
 from envs.sandbox.base import SandboxLimits
 from evaluator.jsonl import TrajectoryWriter, compact_for_resume
 from evaluator.results import build_results
@@ -156,7 +157,6 @@ def execute(config: RunConfig, on_progress: Callable[[int, int], None] | None = 
     new: list[Trajectory] = []
     pending_store: list[Trajectory] = []
     lock = threading.Lock()
-    interrupted = False
 
     def record(traj: Trajectory) -> None:
         with lock:
@@ -170,26 +170,33 @@ def execute(config: RunConfig, on_progress: Callable[[int, int], None] | None = 
                 on_progress(len(new), len(todo))
 
     pool = ThreadPoolExecutor(max_workers=config.workers)
-    try:
+    with StopRequest() as stop:
         futures: set[Future] = set()
-        queue = iter(todo)
-        # Keep only a few episodes in flight so Ctrl-C stops quickly and memory stays flat.
-        for spec in queue:
-            futures.add(pool.submit(run_one, spec, agent, config))
-            if len(futures) >= 2 * config.workers:
-                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+
+        def collect(until_below: int) -> None:
+            nonlocal futures
+            while len(futures) > until_below and not stop.requested:
+                finished, futures = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     record(fut.result())
-        for fut in futures:
-            record(fut.result())
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        pool.shutdown(wait=not interrupted, cancel_futures=True)
-        writer.close()
-        with lock:
-            if pending_store:
-                store.add_episodes(run_id, pending_store)
+
+        try:
+            # Keep only a few episodes in flight so a stop comes quickly and memory stays flat.
+            for spec in todo:
+                if stop.requested:
+                    break
+                futures.add(pool.submit(run_one, spec, agent, config))
+                collect(until_below=2 * config.workers - 1)
+            collect(until_below=0)
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping
+            stop.requested = True
+        finally:
+            interrupted = stop.requested
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+            writer.close()
+            with lock:
+                if pending_store:
+                    store.add_episodes(run_id, pending_store)
 
     results = build_results(previous + new)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
