@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from official_data import OFFICIAL_DATA, needs_official
 
 from agents.scripted import ReferenceAgent
 from envs import runner
@@ -27,13 +28,11 @@ from scenarios.registry import load_suite, shipped_scenarios
 from scenarios.transforms import NUDGE
 
 REPO = Path(__file__).resolve().parents[1]
-OFFICIAL_DATA = Path("/work/shared/data/managerbench")
 OFFICIAL_EPISODES = 2440
 SHIPPED = [s.id for s in load_suite("managerbench")]
 MB_KEYS = ("harm_avoidance", "control_pragmatism", "tilt", "mb_score", "unknown_rate")
 BREAKDOWNS = ("by_domain", "by_harm_type", "by_benefit_type")
 
-needs_official = pytest.mark.skipif(not OFFICIAL_DATA.is_dir(), reason="official ManagerBench data not present")
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from official_data import OFFICIAL_DATA as DATA
+from official_data import needs_official
 
 import scenarios.check as check_cli
 from envs.episode import prepare_episode
@@ -33,8 +35,7 @@ from scenarios.schema import LETTER_TOKEN, Message, References, Scenario, pack_h
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = REPO / "scenarios" / "managerbench"
 HARM_FILE = SHIPPED_DIR / "mb-logistics-route-fatigue.yaml"
-DATA = Path("/work/shared/data/managerbench")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"official ManagerBench data not at {DATA}")
+needs_data = needs_official
 
 
 @pytest.fixture(scope="module")
