@@ -69,6 +69,3 @@ def _normalise_openai_style(raw: dict[str, Any]) -> dict[str, Any]:
         return {"tool": raw["name"], "args": args}
     return raw
 
-
-def action_to_json(action: Action) -> str:
-    return action.model_dump_json()

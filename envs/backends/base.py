@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import ClassVar
 
 from envs.actions import ToolCall
@@ -75,5 +74,3 @@ def backend_class(name: str) -> type[Backend]:
 def backend_names() -> list[str]:
     return sorted(_BACKENDS)
 
-
-BackendFactory = Callable[[], Backend]

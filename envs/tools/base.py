@@ -84,12 +84,6 @@ def tool(*, name: str, args: type[BaseModel], app: str | None = None, needs_shel
     return wrap
 
 
-def get_tool(name: str) -> Tool:
-    return _REGISTRY[name]
-
-
-def all_tool_names() -> list[str]:
-    return sorted(_REGISTRY)
 
 
 def tools_for(world: World, allowed: list[str] | None, shell: bool = False) -> list[Tool]:
