@@ -39,8 +39,11 @@ def provider():
 
 
 def owned_by(client, pid: int) -> tuple[list, list]:
+    # The low-level calls answer in one request each; the high-level list inspects every container afterwards
+    # and fails when one is removed in between (the very thing these tests wait for).
     filters = {"label": [f"{LABEL}=1", f"{LABEL_OWNER}={pid}"]}
-    return client.containers.list(all=True, filters=filters), client.volumes.list(filters=filters)
+    volumes = client.api.volumes(filters=filters).get("Volumes") or []
+    return client.api.containers(all=True, filters=filters), volumes
 
 
 def processes(api, sandbox) -> set[str]:
@@ -153,8 +156,9 @@ def test_shutdown_removes_every_container_and_volume(provider, engine):
     provider.release(idle)
     names = {busy.container.name, idle.container.name}
     provider.shutdown()
-    containers = {c.name for c in engine.containers.list(all=True, filters={"label": f"{LABEL}=1"})}
-    volumes = {v.name for v in engine.volumes.list(filters={"label": f"{LABEL}=1"})}
+    labelled = {"label": f"{LABEL}=1"}
+    containers = {name.lstrip("/") for c in engine.api.containers(all=True, filters=labelled) for name in c["Names"]}
+    volumes = {v["Name"] for v in engine.api.volumes(filters=labelled).get("Volumes") or []}
     assert not names & containers and not names & volumes
 
 

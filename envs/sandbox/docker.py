@@ -96,17 +96,23 @@ class DockerProvider(SandboxProvider):
     def _reap_orphans(self, client: Any) -> None:
         """Remove containers and volumes of runs on this host whose process is gone (SIGKILL, crash)."""
         filters = {"label": [f"{LABEL}=1", f"{LABEL_HOST}={self._host}"]}
+
+        def orphaned(labels: dict[str, str] | None) -> bool:
+            owner = (labels or {}).get(LABEL_OWNER, "")
+            return owner.isdigit() and not pid_alive(int(owner))
+
+        # One listing call each (the high-level lists inspect every item and fail on one removed meanwhile);
+        # each removal on its own, so one that races with another process does not stop the rest.
         with contextlib.suppress(Exception):
-            for container in client.containers.list(all=True, filters=filters):
-                owner = container.labels.get(LABEL_OWNER, "")
-                if owner.isdigit() and not pid_alive(int(owner)):
+            for container in client.api.containers(all=True, filters=filters):
+                if orphaned(container.get("Labels")):
                     with contextlib.suppress(Exception):
-                        container.remove(force=True)
-            for volume in client.volumes.list(filters=filters):
-                owner = (volume.attrs.get("Labels") or {}).get(LABEL_OWNER, "")
-                if owner.isdigit() and not pid_alive(int(owner)):
+                        client.api.remove_container(container["Id"], force=True, v=True)
+        with contextlib.suppress(Exception):
+            for volume in client.api.volumes(filters=filters).get("Volumes") or []:
+                if orphaned(volume.get("Labels")):
                     with contextlib.suppress(Exception):
-                        volume.remove(force=True)
+                        client.api.remove_volume(volume["Name"], force=True)
 
     def _image(self, spec: SandboxSpec) -> str:
         if spec.image is None:
