@@ -27,6 +27,10 @@ class SandboxUnavailable(SandboxError):
     """The provider cannot run on this machine (tool missing, engine not running); says how to fix it."""
 
 
+# The longest bash command accepted (UTF-8 bytes): far beyond any real command, small enough to pass through stdin.
+MAX_COMMAND_BYTES = 1 << 20
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
     timeout_s: float = 30.0  # per command
