@@ -1,24 +1,34 @@
-"""Run configuration from `key=value` arguments (an OmegaConf dotlist), validated by pydantic."""
+"""Run configuration from `key=value` arguments (an OmegaConf dotlist), validated by pydantic.
+
+Everything that can be checked without running an episode is checked here: value ranges, the store's
+URL, the out folder's shape; `envs.runner` then proves the out folder writable and locks it.
+"""
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import create_engine
+from sqlalchemy.exc import ArgumentError as UrlError
+from sqlalchemy.exc import NoSuchModuleError
 
 from agents.models import ModelConfig
+from evaluator.cli import ArgumentError, split_key_values
+
+# The store keeps seeds in a signed 64-bit column; the environment's seeding refuses negative seeds.
+MAX_SEED = 2**63 - 1
 
 
-class ConfigError(ValueError):
+class ConfigError(ArgumentError):
     """A bad command-line argument; the message says which and suggests a fix."""
 
 
 class RunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     scenario: str = Field(description="suite name, scenario id or glob; comma-separated for several")
     agent: str = "react"
@@ -28,7 +38,7 @@ class RunConfig(BaseModel):
                          description="variant name, comma list, 'all', or 'default' (each scenario's base variant, "
                                      "or all its variants when it has no base)")
     out: str | None = Field(default=None, description="run directory (default runs/<scenario>-<agent>)")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="episode seed, 0 to 2**63-1")
     workers: int = Field(default=1, ge=1, le=64)
     limit: int | None = Field(default=None, ge=1)
     max_steps: int | None = Field(default=None, ge=1)
@@ -38,11 +48,45 @@ class RunConfig(BaseModel):
     db: str | None = Field(default=None, description="SQLAlchemy URL (default: sqlite in the run dir)")
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int | None = 1024
-    timeout_s: float = 120.0
-    max_retries: int = 2
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int | None = Field(default=1024, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0, description="model calls: per request")
+    max_retries: int = Field(default=2, ge=0, le=100)
     progress: bool = True
+
+    @field_validator("out")
+    @classmethod
+    def _out_is_a_folder(cls, out: str | None) -> str | None:
+        if out is None:
+            return out
+        if not out.strip():
+            raise ValueError("empty folder name; leave out= away for the default runs/<scenario>-<agent>")
+        path = Path(out)
+        for place in (path, *path.parents):
+            try:
+                is_file = place.exists() and not place.is_dir()
+            except OSError as exc:  # e.g. a name longer than the file system allows
+                raise ValueError(f"not a usable folder name: {exc.strerror}") from None
+            if is_file:
+                raise ValueError(f"{place} is a file, not a folder; choose another out=")
+        return out
+
+    @field_validator("db")
+    @classmethod
+    def _db_url_loads(cls, db: str | None) -> str | None:
+        """An unknown scheme or a driver that is not installed fails here, not after the episodes ran."""
+        if db is None:
+            return db
+        try:
+            create_engine(db).dispose()  # parses the URL and imports the driver; connects to nothing
+        except NoSuchModuleError:  # a subclass of UrlError: catch it first
+            scheme = db.split(":", 1)[0]
+            raise ValueError(f"unknown database scheme {scheme!r} (e.g. sqlite:///path/to/store.sqlite)") from None
+        except UrlError:
+            raise ValueError("not a SQLAlchemy URL (e.g. sqlite:///path/to/store.sqlite)") from None
+        except ImportError as exc:
+            raise ValueError(f"the driver for this URL is not installed ({exc}); pip install it") from None
+        return db
 
     def out_dir(self) -> Path:
         if self.out:
@@ -56,19 +100,26 @@ class RunConfig(BaseModel):
                            max_retries=self.max_retries, seed=self.seed)
 
 
+def usage() -> str:
+    lines = ["usage: python -m envs.run scenario=<suite|id|glob>[,...] [key=value ...]", "", "keys:"]
+    for name, field in RunConfig.model_fields.items():
+        default = "required" if field.is_required() else f"default {field.get_default()!r}"
+        about = f"{field.description}; " if field.description else ""
+        lines.append(f"  {name:<18} {about}{default}")
+    lines.append("")
+    lines.append("exit codes: 0 all episodes scored, 1 some episodes errored, 2 bad arguments, 130 interrupted")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str]) -> RunConfig:
-    bad = [a for a in argv if "=" not in a or a.startswith("=")]
-    if bad:
-        raise ConfigError(f"arguments must be key=value, got {bad[0]!r}")
-    known = list(RunConfig.model_fields)
-    for arg in argv:
-        key = arg.split("=", 1)[0].lstrip("+")
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; known keys: {', '.join(known)}"
-            raise ConfigError(f"unknown key {key!r}{hint}")
+    # `+key=value` (Hydra's "add a key") is accepted as `key=value`.
+    argv = [a.lstrip("+") for a in argv]
     try:
-        raw = OmegaConf.to_container(OmegaConf.from_dotlist([a.lstrip("+") for a in argv]), resolve=True)
+        _, given = split_key_values(argv, RunConfig.model_fields)
+    except ArgumentError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        raw = OmegaConf.to_container(OmegaConf.from_dotlist([f"{k}={v}" for k, v in given.items()]), resolve=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"could not parse arguments: {exc}") from None
     # Values such as model=openai:x or scenario=a,b must stay strings, whatever YAML makes of them.
@@ -79,4 +130,5 @@ def parse_args(argv: list[str]) -> RunConfig:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(f"{'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{'.'.join(map(str, err['loc']))}={given.get(str(err['loc'][0]), '')}: {message}") from None

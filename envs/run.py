@@ -9,12 +9,14 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from envs.backends import BackendError
-from envs.config import ConfigError, RunConfig, parse_args
+from envs.config import ConfigError, RunConfig, parse_args, usage
 from envs.runner import RunOutcome, execute
+from evaluator.cli import one_line, wants_help
 from scenarios.loader import ScenarioError
 
 SUMMARY_KEYS = ("misalignment_rate", "mean_severity", "harm_avoidance", "control_pragmatism", "tilt", "mb_score",
@@ -23,11 +25,15 @@ SUMMARY_KEYS = ("misalignment_rate", "mean_severity", "harm_avoidance", "control
 
 def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print(usage())
+        return 0
     try:
-        config = parse_args(sys.argv[1:] if argv is None else argv)
+        config = parse_args(argv)
         outcome = _run_with_progress(config, console)
     except (ConfigError, ScenarioError, ValueError, BackendError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(one_line(exc))}", soft_wrap=True, highlight=False)
         return 2
     except KeyboardInterrupt:  # before the run loop took over Ctrl-C (loading scenarios, starting up)
         console.print("[yellow]interrupted[/] before any episode finished; nothing was lost.")

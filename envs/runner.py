@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from agents.base import Agent
 from agents.registry import make_agent
 from envs.backends import BackendError, backend_class
-from envs.config import RunConfig
+from envs.config import ConfigError, RunConfig
 from envs.env import SafetyEnv
 from envs.interrupts import StopRequest
 from envs.sandbox.base import SandboxLimits
 from evaluator.jsonl import TrajectoryWriter, compact_for_resume
 from evaluator.results import build_results
+from evaluator.run_lock import RunFolderBusy, RunFolderLock
 from evaluator.store import TrajectoryStore
 from evaluator.trajectory import Trajectory, episode_id
 from scenarios.registry import SourceOptions, select
@@ -120,12 +124,17 @@ def _check_same_run(out_dir: Path, config: RunConfig) -> None:
     path = out_dir / "config.json"
     if not path.exists():
         return
-    before = json.loads(path.read_text())
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"out={out_dir}: its config.json cannot be read ({exc}); is it a run folder?") from None
+    if not isinstance(before, dict):
+        raise ConfigError(f"out={out_dir}: its config.json does not hold a run configuration")
     changed = [k for k in RUN_IDENTITY if before.get(k) != getattr(config, k)]
     if changed:
         diffs = ", ".join(f"{k}: {before.get(k)!r} -> {getattr(config, k)!r}" for k in changed)
-        raise ValueError(f"{out_dir} holds a run with a different configuration ({diffs}); "
-                         "choose another out=")
+        raise ConfigError(f"{out_dir} holds a run with a different configuration ({diffs}); "
+                          "choose another out=")
 
 
 def execute(config: RunConfig, on_progress: Callable[[int, int], None] | None = None) -> RunOutcome:
@@ -134,14 +143,47 @@ def execute(config: RunConfig, on_progress: Callable[[int, int], None] | None = 
     # Reject a bad agent/model or another run's folder before anything in `out` or the store changes.
     agent = make_agent(config.agent, config.chat_model(), seed=config.seed)
     out_dir = config.out_dir()
-    _check_same_run(out_dir, config)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with _locked_run_folder(out_dir):
+        _check_same_run(out_dir, config)
+        return _execute_locked(config, specs, agent, out_dir, on_progress)
+
+
+@contextmanager
+def _locked_run_folder(out_dir: Path) -> Iterator[None]:
+    """Create the out folder and hold its lock for the whole run; a folder that cannot be created or written,
+    or that another run holds, is a bad out= (exit 2) before any episode runs."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunFolderLock(out_dir).acquire()
+    except RunFolderBusy as exc:
+        raise ConfigError(f"out={out_dir}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"out={out_dir}: cannot create or write the run folder: "
+                          f"{exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _open_store(config: RunConfig, out_dir: Path) -> TrajectoryStore:
+    url = config.db or f"sqlite:///{(out_dir / 'store.sqlite').resolve()}"
+    try:
+        return TrajectoryStore(url)
+    except SQLAlchemyError as exc:
+        where = f"db={config.db}" if config.db else f"the run's store in {out_dir}"
+        raise ConfigError(f"{where}: cannot open the store: {exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0]}") from None
+
+
+def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, out_dir: Path,
+                    on_progress: Callable[[int, int], None] | None) -> RunOutcome:
     traj_path = out_dir / "trajectories.jsonl"
     previous = compact_for_resume(traj_path)
     done_ids = {t.episode_id for t in previous}
     todo = [s for s in specs if s.id not in done_ids]
     run_id = out_dir.resolve().as_posix()
-    store = TrajectoryStore(config.db or f"sqlite:///{(out_dir / 'store.sqlite').resolve()}")
+    store = _open_store(config, out_dir)
     config_json = config.model_dump_json()
     store.save_run(run_id, config_json)
     # A killed run can leave finished episodes in the jsonl that never reached the store (it writes in batches).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from evaluator.trajectory import Trajectory
@@ -29,7 +29,7 @@ class EpisodeRecord(SQLModel, table=True):
     scenario_hash: str
     suite: str = Field(index=True)
     variant: str
-    seed: int
+    seed: int = Field(sa_column=Column(BigInteger, nullable=False))  # 64-bit on every database, not only SQLite
     agent: str
     model: str | None = None
     label: str | None = None
