@@ -54,6 +54,7 @@ class DerivedImage:
     roots: tuple[str, ...] = ()  # folders whose content is checked after the build...
     expected: Mapping[str, tuple[str, int]] = field(default_factory=dict)  # ...to be exactly {path: (sha256, mode)}
     source: str = ""  # where the recipe came from (for messages), e.g. the original Dockerfile's path
+    broken: str = ""  # why it cannot be built (its scenario could not be imported); empty when it can
 
     def context_hash(self) -> str:
         digest = hashlib.sha256()
@@ -86,6 +87,13 @@ def register(image: DerivedImage) -> str:
     return tag
 
 
+def register_broken(repository: str, problem: str, source: str = "") -> str:
+    """Register a tag whose build fails at once with `problem`: a scenario that could not be imported still
+    lists, and each of its episodes ends in an error that says why instead of running."""
+    return register(DerivedImage(repository=repository, dockerfile=f"# cannot be built: {problem}\n",
+                                 files={}, source=source, broken=problem))
+
+
 def recipe_for(tag: str) -> DerivedImage | None:
     with _REGISTRY_LOCK:
         return _RECIPES.get(tag)
@@ -96,6 +104,8 @@ def ensure_derived_image(client: Any, tag: str, log=None) -> str:
     recipe = recipe_for(tag)
     if recipe is None:
         raise DerivedImageError(f"no recipe for {tag} in this process; load its scenario first")
+    if recipe.broken:
+        raise DerivedImageError(f"{recipe.source or tag} cannot be built: {recipe.broken}")
     if image_exists(client, tag):
         return tag
     with _REGISTRY_LOCK:
