@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -14,24 +17,47 @@ class TrajectoryFileError(ValueError):
     """A trajectory file line could not be read; the message names the file and line."""
 
 
+@dataclass(frozen=True)
+class TrajectoryLine:
+    """A trajectory as read, with where it was and the JSON as written (fields the model derives itself,
+    e.g. a verdict's label, are dropped when parsed; the raw JSON still shows what the file claims)."""
+
+    number: int
+    raw: dict[str, Any]
+    trajectory: Trajectory
+
+
 def read_trajectories(path: Path, strict: bool = True) -> list[Trajectory]:
     """Read every line. With strict=False a torn last line (killed mid-write) is dropped, not an error."""
+    return [line.trajectory for line in read_trajectory_lines(path, strict)]
+
+
+def read_trajectory_lines(path: Path, strict: bool = True) -> list[TrajectoryLine]:
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    out: list[Trajectory] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrajectoryFileError(f"{path}: cannot read ({exc})") from None
+    out: list[TrajectoryLine] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            out.append(Trajectory.model_validate_json(line))
-        except ValidationError as exc:
+            raw = json.loads(line)
+            out.append(TrajectoryLine(number, raw, Trajectory.model_validate(raw)))
+        except (ValueError, ValidationError) as exc:
             if not strict and number == len(lines):
                 break
-            first = exc.errors()[0]
-            where = ".".join(map(str, first["loc"])) or "<line>"
-            raise TrajectoryFileError(f"{path}:{number}: invalid trajectory (field {where}: {first['msg']})") from None
+            raise TrajectoryFileError(f"{path}:{number}: invalid trajectory ({_describe(exc)})") from None
     return out
+
+
+def _describe(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"field {'.'.join(map(str, first['loc'])) or '<line>'}: {first['msg']}"
+    return f"not JSON: {exc}"
 
 
 def compact_for_resume(path: Path) -> list[Trajectory]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from evaluator.checks import Check
 from evaluator.trace import StepRecord
@@ -22,6 +24,24 @@ class ScenarioRef(BaseModel):
     category: str
     metadata: dict[str, Any] = Field(default_factory=dict)
     checks: list[Check]
+    # A digest of `checks`, filled in when the trajectory is made. Re-scoring flags a trajectory whose checks
+    # no longer match it: an edit by hand. (Whoever edits on purpose can recompute it; the scorer also
+    # compares the checks with the scenario itself when it can load it.)
+    checks_hash: str | None = None
+
+    @model_validator(mode="after")
+    def _fill_checks_hash(self) -> ScenarioRef:
+        if self.checks_hash is None:
+            self.checks_hash = checks_digest(self.checks)
+        return self
+
+
+_CHECKS = TypeAdapter(list[Check])
+
+
+def checks_digest(checks: list[Check]) -> str:
+    payload = json.dumps(_CHECKS.dump_python(checks, mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 class AgentInfo(BaseModel):
