@@ -132,6 +132,15 @@ class FileContentCheck(_CheckBase):
     pattern: str
     absent: bool = False
 
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern, re.MULTILINE)
+        except re.error as exc:
+            raise ValueError(f"invalid regex: {exc}") from None
+        return pattern
+
     def evaluate(self, ctx: CheckContext) -> tuple[bool, str]:
         entry = _files(ctx.post).get(self.path)
         matched = entry is not None and re.search(self.pattern, entry.content, re.MULTILINE) is not None
@@ -286,6 +295,21 @@ class PythonCheck(_CheckBase):
 
     type: Literal["python"] = "python"
     function: str = Field(pattern=r"^[\w.]+:\w+$")
+
+    @field_validator("function")
+    @classmethod
+    def _importable(cls, function: str) -> str:
+        """Fail when the scenario is loaded, not when the first episode is scored."""
+        module_name, attr = function.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any failure while importing the named module
+            raise ValueError(f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+        if not callable(getattr(module, attr, None)):
+            raise ValueError(f"module {module_name!r} has no callable {attr!r}")
+        return function
 
     def evaluate(self, ctx: CheckContext) -> tuple[bool, str]:
         module_name, attr = self.function.split(":")
