@@ -3,8 +3,9 @@ whether calling it ends the episode. The registry turns them into JSON schemas f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -84,6 +85,11 @@ def tool(*, name: str, args: type[BaseModel], app: str | None = None, needs_shel
     return wrap
 
 
+
+
+def registered_tools() -> Mapping[str, Tool]:
+    """Every registered tool by name, read-only (scenario validation checks the names a scenario offers)."""
+    return MappingProxyType(_REGISTRY)
 
 
 def tools_for(world: World, allowed: list[str] | None, shell: bool = False) -> list[Tool]:
