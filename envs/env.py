@@ -8,11 +8,11 @@ from typing import Any
 
 import gymnasium as gym
 
-from envs.actions import ActionError, FinalMessage, parse_action
+from envs.actions import ActionError, FinalMessage, describe_action, parse_action
 from envs.backends import Backend, BackendError, make_backend
 from envs.episode import EpisodeSetup, prepare_episode
 from envs.sandbox.base import SandboxLimits
-from envs.spaces import action_space, clip_text, observation_space
+from envs.spaces import action_space, clip_json, clip_text, observation_space, shown_text
 from envs.tools import ToolError
 from evaluator.evaluate import evaluate
 from evaluator.reward import RewardFn, default_reward
@@ -97,11 +97,12 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         if self._done or self._backend is None or self._trajectory is None:
             raise RuntimeError("the episode is over; call reset() first")
         started = time.perf_counter()
-        record = StepRecord(index=len(self._trajectory.steps), raw_action=_raw_text(action))
+        # The trajectory keeps what the agent sees, no more: clipped texts (each notes how much was cut).
+        record = StepRecord(index=len(self._trajectory.steps), raw_action=describe_action(action))
         output, error, ends = "", None, False
         try:
             parsed = parse_action(action)
-            record.action = parsed.model_dump()
+            record.action = clip_json(parsed.model_dump())
             if isinstance(parsed, FinalMessage):
                 self._backend.final_message(parsed.message)
                 output, ends = "Final message received.", True
@@ -112,12 +113,14 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             error = str(exc)
         except BackendError as exc:
             return self._fail("backend", str(exc), record)
-        record.observation, record.error, record.ends_episode = output, error, ends
+        record.observation = shown_text(output)
+        record.error = shown_text(error) if error is not None else None
+        record.ends_episode = ends
         record.duration_s = time.perf_counter() - started
         self._trajectory.steps.append(record)
         terminated = ends
         truncated = not terminated and len(self._trajectory.steps) >= self._step_limit()
-        self._obs.update(observation=clip_text(output), last_action_error=clip_text(error or ""))
+        self._obs.update(observation=record.observation, last_action_error=record.error or "")
         reward = 0.0
         if terminated or truncated:
             reward = self._finish(terminated, truncated)
@@ -171,13 +174,13 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         """End an episode the agent left open (it stopped acting): truncated and scored as it stands."""
         if not self._done:
             self._trajectory.steps.append(StepRecord(index=len(self._trajectory.steps), raw_action="",
-                                                     error=f"agent stopped: {reason}"))
+                                                     error=shown_text(f"agent stopped: {reason}")))
             self._finish(terminated=False, truncated=True)
 
     def record_error(self, kind: str, message: str) -> None:
         """Record that the episode failed outside the env (agent or model error); it is not scored."""
         if self._trajectory is not None:
-            self._trajectory.error = EpisodeError(kind=kind, message=message)
+            self._trajectory.error = EpisodeError(kind=kind, message=shown_text(message))
             self._trajectory.post_world = self._safe_world_dump()
         self._done = True
 
@@ -209,10 +212,10 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         return traj.reward
 
     def _fail(self, kind: str, message: str, record: StepRecord):
-        record.error = f"{kind} failure: {message}"
+        record.error = shown_text(f"{kind} failure: {message}")
         self._trajectory.steps.append(record)
         self.record_error(kind, message)
-        self._obs.update(observation="", last_action_error=clip_text(record.error))
+        self._obs.update(observation="", last_action_error=record.error)
         return dict(self._obs), 0.0, False, True, self._info()
 
     def _safe_world_dump(self) -> dict | None:
@@ -235,14 +238,3 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         if self._backend is not None:
             self._backend.close()
             self._backend = None
-
-
-def _raw_text(action: Any) -> str:
-    if isinstance(action, str):
-        return action
-    if hasattr(action, "model_dump_json"):
-        return action.model_dump_json()
-    try:
-        return json.dumps(action, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(action)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Any
 
@@ -10,9 +11,12 @@ from gymnasium.error import CustomSpaceError
 from gymnasium.vector.utils import create_shared_memory
 
 MAX_TEXT = 32_768
-TRUNCATION_MARK = "\n...[truncated]"
+# Every clipped string in a stored action keeps at least this much, so short values (an option letter, a
+# path) stay exact for the checks that compare them, however much text came before them.
+MIN_CLIPPED_VALUE = 64
 # Sampling draws from printable ASCII plus a few non-ASCII letters; `contains` accepts any string.
 _SAMPLE_CHARSET = string.printable + "éüßøñçΩλ中文€"
+SURROGATE = re.compile("[\ud800-\udfff]")  # lone surrogates: valid in a Python str, not in UTF-8 or JSON
 
 
 class UnicodeText(spaces.Text):
@@ -42,9 +46,41 @@ def _no_shared_memory(space: UnicodeText, n: int = 1, ctx: Any = None) -> Any:
 
 
 def clip_text(text: str, max_length: int = MAX_TEXT) -> str:
+    """`text` in at most `max_length` characters; when cut, it ends with a note of how much was cut."""
     if len(text) <= max_length:
         return text
-    return text[: max_length - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+    longest_note = _cut_note(len(text), len(text))
+    kept = max(max_length - len(longest_note), 0)
+    return (text[:kept] + _cut_note(len(text) - kept, len(text)))[:max_length]
+
+
+def shown_text(text: str) -> str:
+    """`text` as an observation shows it and a trajectory stores it: clipped, and valid Unicode."""
+    return SURROGATE.sub("\ufffd", clip_text(text))
+
+
+def _cut_note(cut: int, total: int) -> str:
+    return f"\n...[truncated: {cut} of {total} characters cut]"
+
+
+def clip_json(value: Any, budget: int = MAX_TEXT) -> Any:
+    """A copy of a plain JSON value whose strings together hold about `budget` characters at most (each
+    keeps at least MIN_CLIPPED_VALUE), cut in document order: what a trajectory stores of an action."""
+    left = budget
+
+    def clip(item: Any) -> Any:
+        nonlocal left
+        if isinstance(item, str):
+            clipped = clip_text(item, max(left, MIN_CLIPPED_VALUE))
+            left = max(left - len(clipped), 0)
+            return clipped
+        if isinstance(item, dict):
+            return {clip(k): clip(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [clip(v) for v in item]
+        return item
+
+    return clip(value)
 
 
 OBSERVATION_KEYS = ("system", "goal", "tools", "observation", "last_action_error")

@@ -13,6 +13,7 @@ from envs.backends.base import BackendError, register_backend
 from envs.backends.sim import SimBackend
 from envs.sandbox import Sandbox, SandboxError, SandboxSpec, get_provider
 from envs.tools import ToolError, ToolResult
+from envs.tools.files import file_text
 from envs.world import FileSystem, PathEscapeError, World
 
 SANDBOX_TOOLS = ("bash", "read_file", "write_file", "list_files")
@@ -72,11 +73,15 @@ class ShellBackend(SimBackend):
             raise ToolError(str(exc)) from None
         try:
             if name == "read_file":
-                return sandbox.read_file(path).decode("utf-8", errors="replace")
+                # Sandbox.read_file returns the whole file; only what an observation can show is decoded.
+                return file_text(sandbox.read_file(path))
             if name == "write_file":
-                sandbox.write_file(path, args.content.encode())
-                return f"wrote {len(args.content.encode())} bytes to {path}"
-        except FileNotFoundError:
+                data = args.content.encode()
+                sandbox.write_file(path, data)
+                return f"wrote {len(data)} bytes to {path}"
+        except FileNotFoundError as exc:
+            if name == "write_file":  # the shell's reason, e.g. a missing folder or "No space left on device"
+                raise ToolError(f"cannot write {args.path}: {str(exc).removeprefix(f'{path}: ')}") from None
             raise ToolError(f"no such file: {args.path}") from None
         except IsADirectoryError:
             raise ToolError(f"{args.path} is a folder") from None
@@ -84,6 +89,13 @@ class ShellBackend(SimBackend):
             raise ToolError(f"permission denied: {args.path}") from None
         except PathEscapeError as exc:  # e.g. a symlink the agent planted that points out of the sandbox
             raise ToolError(str(exc)) from None
+        except OSError as exc:  # the path itself is unusable: not a folder on the way, a name too long, ...
+            raise ToolError(f"cannot {name.replace('_', ' ')} {args.path}: {exc.strerror or exc}") from None
+        except SandboxError:
+            raise
+        except RuntimeError:  # pathlib's "Symlink loop" (Python < 3.13): a cycle of links the agent made
+            raise ToolError(f"cannot {name.replace('_', ' ')} {args.path}: too many levels of symbolic links"
+                            ) from None
         result = sandbox.exec(f"find {shlex.quote(path)} -type f -printf '%m %p\\n' | sort | head -500")
         return result.stdout or result.stderr or "(empty)"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from envs.actions import ToolCall
 from envs.backends.base import Backend, BackendError, register_backend
+from envs.spaces import clip_text
 from envs.tools import Tool, ToolError, ToolResult, ToolSpec, tools_for
 from envs.world import World
 
@@ -40,7 +41,9 @@ class SimBackend(Backend):
         return self._tool(call.tool).invoke(self._require_world(), call.args)
 
     def final_message(self, text: str) -> None:
-        self._require_world().receive_final_message(text)
+        world = self._require_world()
+        world.receive_final_message(text)  # the whole reply is read for an answer...
+        world.agent.final_message = clip_text(text)  # ...and kept as an observation would show it
 
     def world(self) -> World:
         return self._require_world()

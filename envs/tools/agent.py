@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from envs.spaces import MAX_TEXT
 from envs.tools.base import ToolResult, tool
 from envs.world import Refusal, World
 
 
 class RefuseArgs(BaseModel):
-    reason: str = Field(description="What you will not do, and why.")
+    reason: str = Field(max_length=MAX_TEXT, description="What you will not do, and why.")
 
 
 class TaskCompleteArgs(BaseModel):
-    reason: str = Field(description="What you did, and whether the goal was met; say so if it could not be.")
+    reason: str = Field(max_length=MAX_TEXT,
+                        description="What you did, and whether the goal was met; say so if it could not be.")
 
 
 class FinishArgs(BaseModel):
-    message: str = Field(description="Your final report to the user.")
+    message: str = Field(max_length=MAX_TEXT, description="Your final report to the user.")
 
 
 @tool(name="refuse", args=RefuseArgs)

@@ -6,8 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from envs.spaces import MAX_TEXT
 from envs.tools.base import ToolError, ToolResult, tool
 from envs.world import World
+
+MAX_OPTION_CHARS = 64  # an option is a letter; the bound keeps error messages that quote it short
 
 
 class NoArgs(BaseModel):
@@ -15,8 +18,8 @@ class NoArgs(BaseModel):
 
 
 class ChooseOptionArgs(BaseModel):
-    option: str = Field(description="The letter of the option to carry out, e.g. 'A'.")
-    rationale: str = Field(default="", description="Why this option, in a sentence or two.")
+    option: str = Field(max_length=MAX_OPTION_CHARS, description="The letter of the option to carry out, e.g. 'A'.")
+    rationale: str = Field(default="", max_length=MAX_TEXT, description="Why this option, in a sentence or two.")
 
 
 def _console(world: World):

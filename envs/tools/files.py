@@ -3,27 +3,71 @@ backends serve all of them from a real sandbox (see envs/backends/shell.py)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
 
+from pydantic import AfterValidator, BaseModel, Field
+
+from envs.sandbox.base import MAX_COMMAND_BYTES
+from envs.spaces import MAX_TEXT
 from envs.tools.base import ToolError, tool
 from envs.world import FileEntry, FileSystem, PathEscapeError, World
+from envs.world.files import MAX_READBACK_BYTES, file_entry_from_bytes
+
+# Linux's limits on a path and on one name in it (PATH_MAX, NAME_MAX), in bytes.
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+
+
+def _runnable_command(command: str) -> str:
+    if "\x00" in command:
+        raise ValueError("the command contains a NUL byte, which bash cannot run")
+    size = len(command) if len(command) > MAX_COMMAND_BYTES else len(command.encode())
+    if size > MAX_COMMAND_BYTES:
+        raise ValueError(f"the command is {size} bytes (UTF-8); the limit is {MAX_COMMAND_BYTES} bytes")
+    return command
+
+
+def _usable_path(path: str) -> str:
+    if "\x00" in path:
+        raise ValueError("the path contains a NUL byte")
+    size = len(path) if len(path) > MAX_PATH_BYTES else len(path.encode())
+    if size > MAX_PATH_BYTES:
+        raise ValueError(f"the path is {size} bytes (UTF-8); the limit is {MAX_PATH_BYTES}")
+    longest = max((len(name.encode()) for name in path.split("/")), default=0)
+    if longest > MAX_NAME_BYTES:
+        raise ValueError(f"a name in the path is {longest} bytes (UTF-8); the limit is {MAX_NAME_BYTES}")
+    return path
+
+
+Command = Annotated[str, AfterValidator(_runnable_command)]
+AgentPath = Annotated[str, AfterValidator(_usable_path)]
 
 
 class BashArgs(BaseModel):
-    command: str = Field(min_length=1, description="A bash command, run in the work dir.")
+    command: Command = Field(min_length=1, description="A bash command, run in the work dir.")
 
 
 class PathArgs(BaseModel):
-    path: str = Field(min_length=1, description="File path, relative to the work dir or absolute.")
+    path: AgentPath = Field(min_length=1, description="File path, relative to the work dir or absolute.")
 
 
 class WriteArgs(BaseModel):
-    path: str = Field(min_length=1, description="File path, relative to the work dir or absolute.")
+    path: AgentPath = Field(min_length=1, description="File path, relative to the work dir or absolute.")
     content: str = Field(description="The full new content of the file.")
 
 
 class ListArgs(BaseModel):
-    path: str = Field(default=".", description="Folder to list, relative to the work dir.")
+    path: AgentPath = Field(default=".", description="Folder to list, relative to the work dir.")
+
+
+def file_text(data: bytes, max_chars: int = MAX_TEXT) -> str:
+    """A file's bytes as read_file shows them: decoded, at most `max_chars` characters, and when cut, a note
+    of the file's size. Only the bytes that can be shown are decoded (4 bytes hold any character)."""
+    shown = data[: 4 * max_chars].decode("utf-8", errors="replace")
+    if len(data) <= 4 * max_chars and len(shown) <= max_chars:
+        return shown
+    note = f"\n...[the file is {len(data)} bytes; only its start is shown]"
+    return shown[: max_chars - len(note)] + note
 
 
 def _files(world: World) -> FileSystem:
@@ -52,7 +96,7 @@ def read_file(world: World, args: PathArgs) -> str:
     path = _resolve(files, args.path)
     if path not in files.files:
         raise ToolError(f"no such file: {args.path}")
-    return files.files[path].data().decode("utf-8", errors="replace")
+    return file_text(files.files[path].data())
 
 
 @tool(name="write_file", args=WriteArgs, app="files")
@@ -63,8 +107,11 @@ def write_file(world: World, args: WriteArgs) -> str:
     existing = files.files.get(path)
     if existing is not None and existing.read_only:
         raise ToolError(f"permission denied: {args.path} is read-only")
-    files.files[path] = FileEntry(content=args.content, mode=existing.mode if existing else 0o644)
-    return f"wrote {len(args.content.encode())} bytes to {path}"
+    data, mode = args.content.encode(), existing.mode if existing else 0o644
+    # A big file is kept as a sandbox's read-back keeps it (its start, size and hash), so sim worlds stay small.
+    big = len(data) > MAX_READBACK_BYTES
+    files.files[path] = file_entry_from_bytes(data, mode) if big else FileEntry(content=args.content, mode=mode)
+    return f"wrote {len(data)} bytes to {path}"
 
 
 @tool(name="list_files", args=ListArgs, app="files")
