@@ -27,6 +27,11 @@ class SandboxUnavailable(SandboxError):
     """The provider cannot run on this machine (tool missing, engine not running); says how to fix it."""
 
 
+class NotRegularFileError(FileNotFoundError):
+    """A file tool was pointed at a FIFO, socket or device (never opened: it could block forever). A
+    FileNotFoundError, so a backend that knows no better still reports it as a tool error."""
+
+
 # The longest bash command accepted (UTF-8 bytes): far beyond any real command, small enough to pass through stdin.
 MAX_COMMAND_BYTES = 1 << 20
 # Files (inodes) a sandbox root may hold: capped where they live, so the snapshot can always read them all.

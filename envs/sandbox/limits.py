@@ -18,7 +18,8 @@ PREFIX = "safety-sandbox-"
 class CgroupLimits:
     """A pids + memory cgroup (v1) per sandbox; `available` is False where cgroups are not writable."""
 
-    def __init__(self, name: str, limits: SandboxLimits) -> None:
+    def __init__(self, name: str, limits: SandboxLimits, owner: int | None = None) -> None:
+        """`owner`: the host uid the sandbox's launcher starts as; it must be able to move itself in."""
         self.paths: list[Path] = []
         self.available = all(os.access(CGROUP_ROOT / c, os.W_OK) for c in CONTROLLERS)
         if not self.available:
@@ -31,6 +32,9 @@ class CgroupLimits:
             (self.paths[0] / "pids.max").write_text(str(limits.pids))
             memory = self.paths[1]
             (memory / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 1024 * 1024))
+            if owner is not None:
+                for path in self.paths:
+                    os.chown(path / "cgroup.procs", owner, owner)
             swap = memory / "memory.memsw.limit_in_bytes"
             if swap.exists():
                 with contextlib.suppress(OSError):

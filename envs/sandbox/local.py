@@ -1,22 +1,28 @@
 """The `local` provider: bubblewrap. No network (all namespaces unshared), read-only /usr, no host
-files beyond /usr, a private work dir on a size-capped tmpfs, an unprivileged user, and pids/memory
-limits through cgroups (ulimits where cgroups are not writable). Each command is a fresh bwrap run over
-the same work dir, so nothing the agent starts outlives its command.
+files beyond /usr, a private work dir on a size- and inode-capped tmpfs, an unprivileged user that is no host
+account, a seccomp filter, and pids/memory limits through cgroups (ulimits where cgroups are not writable).
+Each command is a fresh bwrap run over the same work dir, so nothing the agent starts outlives its command.
+
+As root, everything the sandbox is made of on the host (synthetic /etc, work dirs) lives on tmpfs mounts
+(nosuid, nodev) inside one private folder, so even /proc/self/mountinfo names no host path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
-import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from envs.sandbox.base import (
+    MAX_FILES_PER_ROOT,
     ExecResult,
+    NotRegularFileError,
     Sandbox,
     SandboxError,
     SandboxProvider,
@@ -24,13 +30,16 @@ from envs.sandbox.base import (
     SandboxUnavailable,
     register_provider,
 )
-from envs.sandbox.launchers import AGENT_UID, Launcher, Layout, find_launcher
+from envs.sandbox.launchers import AGENT_UID, LAUNCH_ENV, Launcher, Layout, find_launcher
 from envs.sandbox.limits import CgroupLimits, reap_dead_cgroups, ulimit_prefix
 from envs.sandbox.process import run_capped
+from envs.sandbox.tmpfs import detach, mount_tmpfs
 from envs.world.files import FileEntry, PathEscapeError, file_entry_from_bytes
 
 TMP_PREFIX = "safety-sandbox-"
-MAX_FILES = 5000
+HOST_FOLDER_TMPFS = "size=1m,nr_inodes=256,mode=0711"  # /etc and empty mount points; others may only traverse
+OPEN_NO_BLOCK = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK  # a FIFO must never block the harness
+REJECTED_EXIT_CODE = 126  # bash's "cannot execute"
 
 
 class LocalSandbox(Sandbox):
@@ -39,24 +48,41 @@ class LocalSandbox(Sandbox):
         self._launcher = launcher
         self._name = f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
         self._host = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{self._name}-"))
-        self._mounted: list[Path] = []
+        self._mounted = False
         self._closed = False
         try:
+            self._host.chmod(0o711)  # a launcher running as the agent's host uid must reach the folders inside
+            self._mounted = self._may_mount(self._host, HOST_FOLDER_TMPFS)
             self._etc = self._make_etc()
             self._scratch = self._host / "root"
             self._scratch.mkdir()
             self._roots = {root: self._host / "fs" / root.strip("/").replace("/", "__") for root in self._all_roots()}
             for mirror in self._roots.values():
                 mirror.mkdir(parents=True)
-                self._cap_disk(mirror)
-            self._cgroup = CgroupLimits(self._name, spec.limits)
+                if self._mounted:  # every root capped, or (no right to mount) none is and snapshots read it all
+                    mount_tmpfs(mirror, f"size={spec.limits.disk_mb}m,nr_inodes={MAX_FILES_PER_ROOT},mode=0755")
+            self._cgroup = CgroupLimits(self._name, spec.limits, owner=launcher.run_as)
         except OSError as exc:
             self.close()
             raise SandboxError(f"could not prepare the local sandbox: {exc}") from exc
+        self._layout = Layout(etc=self._etc, roots=self._roots, workdir=spec.workdir, scratch=self._scratch,
+                              env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": spec.workdir, "LANG": "C.UTF-8",
+                                   "USER": "agent"})
 
     # ---- set-up ---------------------------------------------------------------------------------
     def _all_roots(self) -> list[str]:
         return [self.spec.workdir, *self.spec.extra_roots]
+
+    @staticmethod
+    def _may_mount(target: Path, options: str) -> bool:
+        """Mount a capped tmpfs on `target`; False where the harness has no right to mount (not root)."""
+        if os.geteuid() != 0:
+            return False
+        try:
+            mount_tmpfs(target, options)
+        except PermissionError:  # root without CAP_SYS_ADMIN (e.g. in a container): no caps, full snapshots
+            return False
+        return True
 
     def _make_etc(self) -> Path:
         etc = self._host / "etc"
@@ -74,66 +100,61 @@ class LocalSandbox(Sandbox):
                 (etc / name).touch()
         return etc
 
-    def _cap_disk(self, mirror: Path) -> None:
-        """Put the work dir on its own tmpfs so filling it cannot fill the host's disk (needs root)."""
-        if os.geteuid() != 0:
-            return
-        size = f"size={self.spec.limits.disk_mb}m,mode=0755"
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", size, "tmpfs", str(mirror)], capture_output=True)
-        if result.returncode == 0:
-            self._mounted.append(mirror)
-
-    def _argv(self, command: str) -> list[str]:
-        layout = Layout(etc=self._etc, roots=self._roots, workdir=self.spec.workdir, scratch=self._scratch,
-                        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": self.spec.workdir, "LANG": "C.UTF-8",
-                             "USER": "agent"})
-        return self._cgroup.enter_prefix() + self._launcher.argv(layout, ulimit_prefix(self.spec.limits) + command)
-
     # ---- the interface ------------------------------------------------------------------------
     def exec(self, command: str, timeout_s: float | None = None, stdin: bytes | None = None) -> ExecResult:
         self._require_open()
         limits = self.spec.limits
         try:
-            return run_capped(self._argv(command), timeout_s or limits.timeout_s, limits.output_bytes, stdin=stdin,
-                              on_timeout=self._cgroup.kill_all)
+            script = (ulimit_prefix(limits) + command).encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return _rejected("it is not valid text (it holds a lone UTF-16 surrogate)")
+        if b"\0" in script:
+            return _rejected("it holds a NUL byte, which bash cannot run")
+        try:
+            with self._launcher.launch(self._layout, script) as launch:
+                return run_capped(self._cgroup.enter_prefix() + launch.argv, timeout_s or limits.timeout_s,
+                                  limits.output_bytes, stdin=stdin, on_timeout=self._cgroup.kill_all,
+                                  pass_fds=launch.pass_fds, user=launch.user, env=LAUNCH_ENV,
+                                  cwd="/")
         except OSError as exc:
-            raise SandboxError(f"bwrap failed to start: {exc}") from exc
+            raise SandboxError(f"{self._launcher.name} failed to start: {exc}") from exc
 
     def read_file(self, path: str) -> bytes:
-        host = self._host_path(path)
-        if host.is_symlink():
-            raise FileNotFoundError(path)  # never follow the agent's links out of the sandbox
-        if host.is_dir():
-            raise IsADirectoryError(path)
-        fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as fh:
-            return fh.read()
+        with self._open_regular(path) as fd:
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
 
     def write_file(self, path: str, data: bytes) -> None:
-        self._host_path(path)  # validates the path
+        host = self._host_path(path)  # validates the path
+        try:
+            mode = host.lstat().st_mode
+        except OSError:
+            mode = stat.S_IFREG  # not there yet: the agent's shell creates it (or says why it cannot)
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):  # `cat >` a FIFO would block
+            raise NotRegularFileError(f"{path} is not a regular file (a FIFO, socket or device)")
         self._write_as_agent(path, data)
 
     def snapshot_files(self) -> dict[str, FileEntry]:
+        """Every regular file: no count cap (the tmpfs caps inodes as root; elsewhere the disk cap bounds it)."""
         self._require_open()
         files: dict[str, FileEntry] = {}
         for root, mirror in self._roots.items():
-            for dirpath, dirnames, filenames in os.walk(mirror, followlinks=False):
-                for name in sorted(filenames):
-                    if len(files) >= MAX_FILES:
-                        return files
-                    host = Path(dirpath) / name
-                    st = host.lstat()
+            for host in _walk_files(mirror):
+                try:
+                    fd = os.open(host, OPEN_NO_BLOCK)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENXIO, errno.ENOENT):
+                        continue  # a symlink or socket: not a regular file
+                    raise SandboxError(f"could not read back {host.relative_to(mirror)} in {root}: {exc}") from exc
+                with os.fdopen(fd, "rb") as fh:
+                    st = os.fstat(fd)
                     if not stat.S_ISREG(st.st_mode):
                         continue
-                    rel = host.relative_to(mirror).as_posix()
-                    try:
-                        fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW)
-                    except OSError:
-                        continue
-                    with os.fdopen(fd, "rb") as fh:
-                        data = fh.read()
-                    files[f"{root.rstrip('/')}/{rel}"] = file_entry_from_bytes(data, stat.S_IMODE(st.st_mode))
-                dirnames.sort()
+                    data = fh.read()
+                files[f"{root.rstrip('/')}/{host.relative_to(mirror).as_posix()}"] = file_entry_from_bytes(
+                    data, stat.S_IMODE(st.st_mode))
         return files
 
     def reset(self, files: dict[str, FileEntry]) -> None:
@@ -154,7 +175,10 @@ class LocalSandbox(Sandbox):
                         for name in [".", *dirnames, *filenames]:
                             os.lchown(os.path.join(dirpath, name), owner, owner)
         except (OSError, PathEscapeError) as exc:
-            raise SandboxError(f"could not reset the work dir: {exc}") from exc
+            hint = ""
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                hint = f" (a root holds at most {self.spec.limits.disk_mb} MB and {MAX_FILES_PER_ROOT} files)"
+            raise SandboxError(f"could not reset the work dir: {exc}{hint}") from exc
 
     def close(self) -> None:
         if self._closed:
@@ -163,8 +187,8 @@ class LocalSandbox(Sandbox):
         cgroup = getattr(self, "_cgroup", None)
         if cgroup is not None:
             cgroup.close()
-        for mirror in self._mounted:
-            subprocess.run(["umount", "-l", str(mirror)], capture_output=True)
+        if self._mounted:
+            detach(self._host)  # the work dirs' tmpfs mounts go with it
         shutil.rmtree(self._host, ignore_errors=True, onerror=None)
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -172,7 +196,33 @@ class LocalSandbox(Sandbox):
         if self._closed:
             raise SandboxError("the sandbox is closed")
 
+    @contextlib.contextmanager
+    def _open_regular(self, path: str) -> Iterator[int]:
+        """An fd on a regular file, opened without following a link or blocking on a FIFO."""
+        host = self._host_path(path)
+        try:
+            fd = os.open(host, OPEN_NO_BLOCK)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+                raise FileNotFoundError(path) from None  # a symlink is never followed out of the sandbox
+            if exc.errno == errno.ENXIO:
+                raise NotRegularFileError(f"{path} is a socket, not a regular file") from None
+            if isinstance(exc, PermissionError):
+                raise
+            raise SandboxError(f"could not open {path}: {exc}") from exc
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(path)
+            if not stat.S_ISREG(mode):
+                raise NotRegularFileError(f"{path} is not a regular file (a FIFO, socket or device)")
+            yield fd
+        finally:
+            os.close(fd)
+
     def _host_path(self, path: str) -> Path:
+        if "\0" in path:
+            raise PathEscapeError(f"{path!r} holds a NUL byte")
         normal = os.path.normpath(path)
         for root, mirror in self._roots.items():
             if normal == root or normal.startswith(root.rstrip("/") + "/"):
@@ -181,6 +231,23 @@ class LocalSandbox(Sandbox):
                     raise PathEscapeError(f"{path!r} leads outside the work dir")
                 return host
         raise PathEscapeError(f"{path!r} is outside the sandbox's folders ({', '.join(self._roots)})")
+
+
+def _rejected(why: str) -> ExecResult:
+    """What the agent sees for a command no shell can run: an observation, not a sandbox fault."""
+    return ExecResult(exit_code=REJECTED_EXIT_CODE, stderr=f"command rejected: {why}; nothing ran")
+
+
+def _walk_files(mirror: Path) -> Iterator[Path]:
+    """Every non-directory under `mirror`, in a stable order; an unreadable folder is an error, never a gap."""
+
+    def fail(exc: OSError) -> None:
+        raise SandboxError(f"could not read the work dir back: {exc}")
+
+    for dirpath, dirnames, filenames in os.walk(mirror, followlinks=False, onerror=fail):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
 
 
 def _empty_dir(folder: Path) -> None:
@@ -224,8 +291,9 @@ def _reap_dead_dirs() -> None:
     for folder in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
         owner = folder.name.removeprefix(TMP_PREFIX).split("-")[0]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-            for mirror in folder.glob("fs/*"):
-                subprocess.run(["umount", "-l", str(mirror)], capture_output=True)
+            for mirror in folder.glob("fs/*"):  # folders made before the host folder was a tmpfs
+                detach(mirror)
+            detach(folder)
             shutil.rmtree(folder, ignore_errors=True)
 
 

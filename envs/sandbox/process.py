@@ -5,6 +5,7 @@ Output past the cap is read and discarded so a chatty command can neither block 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,10 +19,16 @@ CHUNK = 65536
 
 
 def run_capped(argv: list[str], timeout_s: float, output_bytes: int, stdin: bytes | None = None,
-               on_timeout: Callable[[], None] | None = None) -> ExecResult:
+               on_timeout: Callable[[], None] | None = None, pass_fds: tuple[int, ...] = (),
+               user: int | None = None, env: dict[str, str] | None = None, cwd: str | None = None) -> ExecResult:
+    """Run `argv` (as host uid and gid `user`, with exactly `env`, in `cwd`, each if given), feeding it `stdin`. Returns
+    within about `timeout_s` whatever the process does with its input and output. Raises OSError if it cannot
+    start."""
     started = time.perf_counter()
+    as_user = {} if user is None else {"user": user, "group": user, "extra_groups": []}
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            pass_fds=pass_fds, env=env, cwd=cwd, **as_user)
     buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
     overflow = {"stdout": False, "stderr": False}
 
@@ -34,15 +41,19 @@ def run_capped(argv: list[str], timeout_s: float, output_bytes: int, stdin: byte
             if len(chunk) > room:
                 overflow[name] = True
 
-    readers = [threading.Thread(target=drain, args=(n, getattr(proc, n)), daemon=True) for n in buffers]
-    for reader in readers:
-        reader.start()
-    if stdin is not None:
-        try:
+    # Input is written from a thread, so a command that never reads it (e.g. blocked opening a FIFO) cannot
+    # hold off the timeout; killing the command ends the write with EPIPE.
+    def feed() -> None:
+        with contextlib.suppress(OSError):
             proc.stdin.write(stdin)
+        with contextlib.suppress(OSError):
             proc.stdin.close()
-        except BrokenPipeError:
-            pass
+
+    threads = [threading.Thread(target=drain, args=(n, getattr(proc, n)), daemon=True) for n in buffers]
+    if stdin is not None:
+        threads.append(threading.Thread(target=feed, daemon=True))
+    for thread in threads:
+        thread.start()
     timed_out = False
     try:
         proc.wait(timeout=timeout_s)
@@ -52,8 +63,8 @@ def run_capped(argv: list[str], timeout_s: float, output_bytes: int, stdin: byte
         if on_timeout:
             on_timeout()
         proc.wait()
-    for reader in readers:
-        reader.join(timeout=5)
+    for thread in threads:
+        thread.join(timeout=5)
     return ExecResult(
         exit_code=None if timed_out else proc.returncode,
         stdout=buffers["stdout"].decode("utf-8", errors="replace"),
