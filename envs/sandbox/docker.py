@@ -6,20 +6,22 @@ starts outlives its command (the command wrapper kills every uid-1000 process wh
 
 How it is put together, and why:
 - The container runs `sleep infinity` under docker-init (which reaps orphans) with `--network none`, all
-  capabilities dropped and no-new-privileges. Every command is a `docker exec` as uid 1000.
+  capabilities dropped, no-new-privileges, a private IPC namespace and a read-only rootfs. Every command is a
+  `docker exec` as uid 1000.
 - Root in the container has no capabilities, so it cannot kill the agent's processes or read its files.
   Reset therefore runs as uid 1000 (which owns everything under the roots) in one exec: kill, empty, and
   unpack the seed files from a tar on stdin (one exec rather than an exec plus a put_archive: ~70 ms instead
   of ~120 ms per reset here). Reading files back goes through the engine's archive API: the daemon reads
   them whatever their mode, and a symlink comes back as a link, never followed.
-- The work dir is a tmpfs *volume* (`size=<disk_mb>m,uid=1000`), not a `--tmpfs` mount: the archive API
-  does not see `--tmpfs` mounts, but it does see volumes. /tmp is a small `--tmpfs`, cleared on reset.
-- Without extra roots the rootfs is read-only. With extra roots (e.g. /usr/local/bin of an imported image)
-  the rootfs is writable and each extra root is a plain folder of the image, handed to uid 1000 when the
-  container starts: the archive API sees no `--tmpfs` mount and writes nothing (not even that hand-over)
-  into a read-only rootfs outside volumes, and the agent must be able to change its tools there. The agent
-  still writes only where uid 1000 may (its roots and the world-writable scratch dirs, which reset clears);
-  that writable layer is not size-capped, unlike the work dir.
+- Every root (the work dir and each extra root, e.g. /usr/local/bin of an imported image) is a tmpfs
+  *volume* (`size=<disk_mb>m,nr_inodes=<MAX_FILES_PER_ROOT>`), not a `--tmpfs` mount: the archive API does not
+  see `--tmpfs` mounts, but it does see volumes. So every root is capped in bytes and in files (the snapshot
+  reads all of it), and the image's own content under an extra root is hidden (reset seeds it exactly).
+- A root's top folder belongs to root with mode 1777 (like /tmp), not to the agent: the agent owns all it
+  creates inside, but cannot hang state on the folder itself that emptying it would not clear (user xattrs,
+  ACLs, timestamps) and that the next episode of the warm pool would see.
+- /tmp and /dev/shm are small `--tmpfs` mounts, emptied on reset with /dev/mqueue; reset also removes the
+  System V IPC objects of the container's IPC namespace, so nothing passes from one pooled episode to the next.
 - Containers and volumes carry labels (owner pid, host); a provider removes those whose owner died (a killed
   run), and `shutdown()` (at interpreter exit; SIGTERM is turned into KeyboardInterrupt when nothing else
   handles it, so the runner's Ctrl-C path runs) removes its own.
@@ -29,17 +31,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import os
 import signal
 import socket
-import tarfile
 import threading
-import time
 import uuid
 from typing import Any
 
 from envs.sandbox.base import (
+    MAX_FILES_PER_ROOT,
     Sandbox,
     SandboxError,
     SandboxProvider,
@@ -47,11 +47,12 @@ from envs.sandbox.base import (
     SandboxUnavailable,
     register_provider,
 )
-from envs.sandbox.docker_sandbox import AGENT_UID, DockerSandbox, docker_sdk, tar_info
+from envs.sandbox.docker_sandbox import DockerSandbox, docker_sdk, roots_of
 from envs.sandbox.process import pid_alive
 
 POOL_SIZE = 4  # idle containers kept per spec
 TMP_MB = 16  # /tmp and /dev/shm
+TMP_INODES = 4096  # each of /tmp and /dev/shm: inodes cost kernel memory that no size= bounds
 LABEL = "safety-sandbox"
 LABEL_OWNER = "safety-sandbox.owner-pid"
 LABEL_HOST = "safety-sandbox.host"
@@ -191,35 +192,37 @@ class DockerProvider(SandboxProvider):
         limits = spec.limits
         name = f"safety-sandbox-{os.getpid()}-{uuid.uuid4().hex[:10]}"
         labels = self._labels()
+        volumes = [name, *(f"{name}-{i}" for i in range(1, len(roots_of(spec))))]  # one per root, in order
+        scratch = f"size={TMP_MB}m,nr_inodes={TMP_INODES},mode=1777"
         container = None
         try:
-            self.client.volumes.create(name=name, driver="local", labels=labels, driver_opts={
-                "type": "tmpfs", "device": "tmpfs",
-                "o": f"size={limits.disk_mb}m,uid={AGENT_UID},gid={AGENT_UID},mode=0755"})
+            for volume in volumes:
+                self.client.volumes.create(name=volume, driver="local", labels=labels, driver_opts={
+                    "type": "tmpfs", "device": "tmpfs",
+                    "o": f"size={limits.disk_mb}m,nr_inodes={MAX_FILES_PER_ROOT},mode=1777,nosuid,nodev"})
             container = self.client.containers.create(
                 image, ["sleep", "infinity"], name=name, hostname="sandbox", labels=labels, init=True,
-                network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                network_mode="none", ipc_mode="private", cap_drop=["ALL"], security_opt=["no-new-privileges"],
                 mem_limit=f"{limits.memory_mb}m", memswap_limit=f"{limits.memory_mb}m",
-                pids_limit=limits.pids, nano_cpus=int(limits.cpus * 1e9),
-                read_only=not spec.extra_roots, shm_size=f"{TMP_MB}m",
-                tmpfs={"/tmp": f"size={TMP_MB}m,mode=1777"},
-                mounts=[docker.types.Mount(spec.workdir, name, type="volume", no_copy=True)],
+                pids_limit=limits.pids, nano_cpus=int(limits.cpus * 1e9), read_only=True,
+                tmpfs={"/tmp": scratch, "/dev/shm": scratch},
+                mounts=[docker.types.Mount(root, volume, type="volume", no_copy=True)
+                        for root, volume in zip(roots_of(spec), volumes, strict=True)],
                 environment={"LANG": "C.UTF-8"}, working_dir=spec.workdir)
-            sandbox = DockerSandbox(self, spec, container, name)
+            sandbox = DockerSandbox(self, spec, container, volumes)
             with self._lock:
                 self._live.add(sandbox)
             container.start()
-            for root in spec.extra_roots:  # hand the extra roots to the agent (the daemon can chown)
-                sandbox._put_archive("/", _adopt_tar(root))
             return sandbox
         except (docker.errors.DockerException, OSError, SandboxError) as exc:
             with contextlib.suppress(Exception):
                 if container is not None:
                     container.remove(force=True)
-            with contextlib.suppress(Exception):
-                self.client.volumes.get(name).remove(force=True)
+            for volume in volumes:
+                with contextlib.suppress(Exception):
+                    self.client.volumes.get(volume).remove(force=True)
             with self._lock:
-                self._live = {s for s in self._live if s.volume != name}
+                self._live = {s for s in self._live if s.container.name != name}
             raise SandboxError(f"could not start a container from {image}: {exc}") from exc
 
     def forget(self, sandbox: DockerSandbox) -> None:
@@ -235,13 +238,6 @@ class DockerProvider(SandboxProvider):
         except Exception:  # noqa: BLE001 - any failure means the container is not usable
             return False
         return sandbox.container.status == "running"
-
-
-def _adopt_tar(root: str) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.addfile(tar_info(root.strip("/"), tarfile.DIRTYPE, 0o755, time.time()))
-    return buf.getvalue()
 
 
 def _install_sigterm_handler() -> None:

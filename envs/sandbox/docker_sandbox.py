@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import posixpath
+import shlex
 import socket
 import stat
 import tarfile
@@ -26,11 +27,11 @@ if TYPE_CHECKING:
 
 AGENT_UID = 1000
 AGENT_USER = f"{AGENT_UID}:{AGENT_UID}"
-MAX_FILES = 5000
 CLIENT_GRACE_S = 10.0  # client-side bound beyond the in-container timeout
 HOUSEKEEPING_TIMEOUT_S = 30.0
 CHUNK = 65536
-SCRATCH_DIRS = ("/tmp", "/dev/shm", "/var/tmp", "/run/lock")
+# Where else the agent can write (the rootfs is read-only): emptied on reset like the roots.
+SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
 
 # The command runs under coreutils `timeout` (which kills its process group); then every uid-1000 process
 # left (background jobs, setsid escapes, a fork bomb's children) is killed, as a fresh bwrap run would do.
@@ -43,29 +44,62 @@ SCRATCH_DIRS = ("/tmp", "/dev/shm", "/var/tmp", "/run/lock")
 KILL_ALL = ('for ((i = 0; i < 200; i++)); do kill -9 -1 2>/dev/null; left=; '
             'for p in /proc/[1-9]*; do [ "${p#/proc/}" != "$$" ] && [ -O "$p" ] && { left=1; break; }; done; '
             '[ -n "$left" ] || break; done')
-WRAPPER = ('exec 3>&2 2>/dev/null; ulimit -v "$2"; ulimit -f "$3"; timeout -s KILL "$1" bash -c "$4" 2>&3 3>&-; '
+# The command itself comes first on stdin, `$4` bytes long, then the command's own input: the inner bash reads
+# exactly those bytes (`head -c` never reads ahead of them) and evals them, so a command may be far longer
+# than the 128 KiB Linux allows one argument, and still runs as `bash -c` would run it ($0 bash, no $1...).
+RUN_FROM_STDIN = 'c=$(head -c "$1"); shift; eval "unset c; $c"'
+WRAPPER = ('exec 3>&2 2>/dev/null; ulimit -v "$2"; ulimit -f "$3"; '
+           f'timeout -s KILL "$1" bash -c {shlex.quote(RUN_FROM_STDIN)} bash "$4" 2>&3 3>&-; '
            f'rc=$?; {KILL_ALL}; exit $rc')
-# Reset, in one exec as uid 1000 (which owns everything under the roots): end every process, empty the
-# scratch dirs and the roots (making the agent's read-only folders writable first), then unpack the seed
-# files from stdin (`$1` says whether there are any), so they belong to the agent with their modes.
+# read_file, as the agent (so its rights apply, never root's): resolve every link in the container, refuse
+# what leads out of the roots ($2...), and read only a regular file (a FIFO or device could block or never end).
+# Exit codes: 3 cannot resolve (stderr says why), 4 outside the roots, 5 a folder, 6 not a regular file.
+READ_FILE = """
+real=$(realpath -e -- "$1" 2>&1) || { printf '%s\\n' "$real" >&2; exit 3; }
+shift; inside=
+for root in "$@"; do
+  case $real in "$root" | "${root%/}"/*) inside=1 ;; esac
+done
+[ -n "$inside" ] || exit 4
+[ -d "$real" ] && exit 5
+[ -f "$real" ] || exit 6
+exec cat -- "$real"
+"""
+# Reset, in one exec as uid 1000 (which owns everything under the roots): end every process, remove the
+# System V IPC objects (they outlive processes; /proc/sysvipc lists them under a header line), empty the
+# scratch dirs and the roots (making the agent's read-only folders writable first), check all of it is gone
+# (else the container is discarded), then unpack the seed files from stdin (`$1` says whether there are any),
+# so they belong to the agent with their modes.
 HOUSEKEEPING = KILL_ALL + """
 shopt -s nullglob dotglob
 seed=$1; shift
+sysv_left() {
+  local f lines
+  for f in /proc/sysvipc/msg /proc/sysvipc/sem /proc/sysvipc/shm; do
+    mapfile -t lines < "$f" && ((${#lines[@]} > 1)) && return 0
+  done
+  return 1
+}
+if sysv_left; then ipcrm --all 2>/dev/null; fi
 for d in """ + " ".join(SCRATCH_DIRS) + """ "$@"; do
-  [ -d "$d" ] && [ ! -L "$d" ] || continue
   entries=("$d"/*)
   if ((${#entries[@]})); then
     chmod -R u+rwX -- "${entries[@]}" 2>/dev/null
     rm -rf -- "${entries[@]}" 2>/dev/null
   fi
 done
-chmod 0755 -- "$@"
-for d in "$@"; do
+for d in """ + " ".join(SCRATCH_DIRS) + """ "$@"; do
   entries=("$d"/*)
   if ((${#entries[@]})); then echo "could not empty $d" >&2; exit 1; fi
 done
+if sysv_left; then echo "could not remove the System V IPC objects" >&2; exit 1; fi
 if [ "$seed" = 1 ]; then exec tar -x -p -m -f - -C /; fi
 """
+NUL_REJECTED = "the command was not run: it contains a NUL byte, which no shell command can hold\n"
+
+
+def roots_of(spec: SandboxSpec) -> list[str]:
+    return [spec.workdir, *spec.extra_roots]
 
 
 def docker_sdk() -> Any:
@@ -75,12 +109,12 @@ def docker_sdk() -> Any:
 
 
 class DockerSandbox(Sandbox):
-    def __init__(self, provider: DockerProvider, spec: SandboxSpec, container: Any, volume: str) -> None:
+    def __init__(self, provider: DockerProvider, spec: SandboxSpec, container: Any, volumes: list[str]) -> None:
         self.spec = spec
         self._provider = provider
         self._api = provider.client.api
         self.container = container
-        self.volume = volume
+        self.volumes = volumes  # one per root, in the order of `roots`
         self.broken = False
         self._closed = False
         self._env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": spec.workdir, "LANG": "C.UTF-8",
@@ -88,17 +122,20 @@ class DockerSandbox(Sandbox):
 
     @property
     def roots(self) -> list[str]:
-        return [self.spec.workdir, *self.spec.extra_roots]
+        return roots_of(self.spec)
 
     # ---- the interface ------------------------------------------------------------------------
     def exec(self, command: str, timeout_s: float | None = None, stdin: bytes | None = None) -> ExecResult:
+        if "\0" in command:  # bash would drop it and run a different command
+            return ExecResult(exit_code=2, stderr=NUL_REJECTED)
         limits = self.spec.limits
         timeout = max(timeout_s or limits.timeout_s, 0.001)
         started = time.perf_counter()
+        script = command.encode("utf-8", errors="replace")  # a lone surrogate cannot be sent as it is
         argv = ["bash", "-c", WRAPPER, "sandbox", f"{timeout:.3f}", str(limits.memory_mb * 1024),
-                str(limits.disk_mb * 1024), command]
-        code, out, err, truncated, client_timeout = self._run(argv, AGENT_USER, stdin, timeout + CLIENT_GRACE_S,
-                                                              self.spec.workdir)
+                str(limits.disk_mb * 1024), str(len(script))]
+        code, out, err, truncated, client_timeout = self._run(argv, AGENT_USER, script + (stdin or b""),
+                                                              timeout + CLIENT_GRACE_S, self.spec.workdir)
         elapsed = time.perf_counter() - started
         if client_timeout:
             self._kill_agent_processes()
@@ -110,31 +147,42 @@ class DockerSandbox(Sandbox):
 
     def read_file(self, path: str) -> bytes:
         self._check_path(path)
-        member, data = self._get_one(path)
-        if member.isdir():
+        limits = self.spec.limits
+        # A file is at most its root's size, so the whole of it comes back.
+        code, out, err, truncated, client_timeout = self._run(
+            ["bash", "-c", READ_FILE, "read", path, *self.roots], AGENT_USER, None,
+            limits.timeout_s + CLIENT_GRACE_S, "/", cap=limits.disk_mb << 20)
+        reason = err.decode("utf-8", errors="replace").strip()
+        if client_timeout:
+            self._kill_agent_processes()
+            raise FileNotFoundError(f"{path}: could not be read in time")
+        if code == 0 and not truncated:
+            return out
+        if code == 4:
+            raise PathEscapeError(f"{path!r} leads outside the sandbox's folders ({', '.join(self.roots)})")
+        if code == 5:
             raise IsADirectoryError(path)
-        if not member.isreg():
-            raise FileNotFoundError(path)  # a symlink (never followed out of the sandbox) or a special file
-        return data
+        if code == 6:
+            raise FileNotFoundError(f"{path}: not a regular file")
+        if "Permission denied" in reason:
+            raise PermissionError(path)
+        raise FileNotFoundError(f"{path}: {reason or 'could not be read'}")
 
     def write_file(self, path: str, data: bytes) -> None:
         self._check_path(path)
         self._write_as_agent(path, data)
 
     def snapshot_files(self) -> dict[str, FileEntry]:
+        """Every regular file, all of them: the roots hold at most MAX_FILES_PER_ROOT (their tmpfs's inodes)."""
         self._require_open()
         files: dict[str, FileEntry] = {}
         for root in self.roots:
-            if len(files) >= MAX_FILES:
-                break
             archive = self._get_archive(root)
             parent = posixpath.dirname(root.rstrip("/")) or "/"
             with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
                 for member in tar:
                     if not (member.isreg() or member.islnk()):
                         continue
-                    if len(files) >= MAX_FILES:
-                        break
                     try:
                         fh = tar.extractfile(member)  # a hard link yields its target's content
                     except (KeyError, tarfile.TarError):
@@ -168,17 +216,18 @@ class DockerSandbox(Sandbox):
         self._provider.forget(self)
         with contextlib.suppress(Exception):
             self.container.remove(force=True)
-        with contextlib.suppress(Exception):
-            self._provider.client.volumes.get(self.volume).remove(force=True)
+        for volume in self.volumes:
+            with contextlib.suppress(Exception):
+                self._provider.client.volumes.get(volume).remove(force=True)
 
     # ---- engine calls ---------------------------------------------------------------------------
-    def _run(self, argv: list[str], user: str, stdin: bytes | None, bound_s: float,
-             workdir: str) -> tuple[int | None, bytes, bytes, bool, bool]:
+    def _run(self, argv: list[str], user: str, stdin: bytes | None, bound_s: float, workdir: str,
+             cap: int | None = None) -> tuple[int | None, bytes, bytes, bool, bool]:
         """Run argv in the container; (exit code, stdout, stderr, truncated, client-side timeout).
-        Output past limits.output_bytes per stream is read and dropped."""
+        Output past `cap` (default limits.output_bytes) per stream is read and dropped."""
         self._require_open()
         docker = docker_sdk()
-        cap = self.spec.limits.output_bytes
+        cap = self.spec.limits.output_bytes if cap is None else cap
         deadline = time.monotonic() + bound_s
         try:
             exec_id = self._api.exec_create(self.container.id, argv, stdin=stdin is not None, user=user,
@@ -273,22 +322,6 @@ class DockerSandbox(Sandbox):
         except (docker.errors.DockerException, OSError) as exc:
             self.broken = True
             raise SandboxError(f"could not read {path} from {self.container.name}: {exc}") from exc
-
-    def _get_one(self, path: str) -> tuple[tarfile.TarInfo, bytes]:
-        with tarfile.open(fileobj=io.BytesIO(self._get_archive(path)), mode="r:") as tar:
-            member = tar.next()
-            if member is None:
-                raise FileNotFoundError(path)
-            fh = tar.extractfile(member) if member.isreg() else None
-            return member, fh.read() if fh is not None else b""
-
-    def _put_archive(self, path: str, data: bytes) -> None:
-        docker = docker_sdk()
-        try:
-            self.container.put_archive(path, data)
-        except (docker.errors.DockerException, OSError) as exc:
-            self.broken = True
-            raise SandboxError(f"could not write files into {self.container.name}:{path}: {exc}") from exc
 
     # ---- helpers ------------------------------------------------------------------------------
     def _require_open(self) -> None:
