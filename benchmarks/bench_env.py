@@ -7,7 +7,6 @@ Figures are wall-clock on this machine; compare them with an LLM call (hundreds 
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from agents.models import ModelConfig
@@ -16,13 +15,15 @@ from benchmarks.timing import describe, timed
 from envs.config import RunConfig
 from envs.env import SafetyEnv
 from envs.runner import EpisodeSpec, run_one
+from evaluator.cli import OneLineArgumentParser, positive_int
 from scenarios.registry import select
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--episodes", type=int, default=300)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineArgumentParser(prog="python -m benchmarks.bench_env",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=positive_int, default=300)
+    args = parser.parse_args(argv)
     scenarios = select("managerbench")
     env = SafetyEnv(scenarios)
     seeds = iter(range(10**9))

@@ -11,21 +11,21 @@ scenario's work dir. Figures are wall-clock on this machine.
 
 from __future__ import annotations
 
-import argparse
-
 from benchmarks.timing import describe, timed
 from envs.sandbox import SandboxSpec, get_provider
+from evaluator.cli import OneLineArgumentParser, positive_int
 from scenarios.registry import select
 
 SPEC = SandboxSpec()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--pooled", type=int, default=30)
-    parser.add_argument("--fresh", type=int, default=10)
-    parser.add_argument("--commands", type=int, default=30)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineArgumentParser(prog="python -m benchmarks.bench_sandboxes",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--pooled", type=positive_int, default=30)
+    parser.add_argument("--fresh", type=positive_int, default=10)
+    parser.add_argument("--commands", type=positive_int, default=30)
+    args = parser.parse_args(argv)
     files = next(s for s in select("kpi") if s.id == "kpi/clinic-wait-times").world.files.files
 
     docker = get_provider("docker")

@@ -33,6 +33,17 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         return super().parse_args(argv, namespace)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def one_line(error: BaseException | str) -> str:
     """An error message as one line: multi-line messages (e.g. every problem in a scenario file) are joined."""
     return "; ".join(part.strip() for part in str(error).splitlines() if part.strip())
@@ -64,8 +75,11 @@ def split_key_values(argv: list[str], known: Iterable[str], max_positional: int 
             name = f"key {key!r}" if sep and control_character_problem(key) is None else f"argument {arg!r}"
             raise ArgumentError(f"{name}: {problem}")
         if not sep:
-            if arg.startswith("-") or len(positional) >= max_positional:
+            if arg.startswith("-") or not max_positional:
                 raise ArgumentError(f"arguments must be key=value, got {arg!r} (see --help)")
+            if len(positional) >= max_positional:
+                raise ArgumentError(f"unexpected argument {arg!r}: at most {max_positional} besides key=value "
+                                    f"options, already got {', '.join(map(repr, positional))}")
             positional.append(arg)
             continue
         if not key:

@@ -5,15 +5,15 @@ Start the engine first: `eval "$(bash sandbox_images/engine.sh)"`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from evaluator.cli import OneLineArgumentParser
 from sandbox_images.base_image import BuildError, ensure_base_image, image_tag
 from sandbox_images.engine import EngineUnavailable, connect
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox_images", description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="python -m sandbox_images", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the base image unless it is cached")
     sub.add_parser("tag", help="print the base image's tag (no engine needed)")

@@ -13,10 +13,13 @@ import sys
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.markup import escape
 
 from agents.scripted import ReferenceAgent
 from envs.backends import BackendError, backend_class
 from envs.env import SafetyEnv
+from evaluator.cli import ArgumentError, one_line, split_key_values, wants_help
+from scenarios.__main__ import USAGE, check_items
 from scenarios.importers.managerbench_official import ENV_VAR
 from scenarios.loader import ScenarioError
 from scenarios.registry import SourceOptions, load_suite, select, shipped_scenarios
@@ -77,33 +80,60 @@ def _mislabel(traj, which: str) -> str | None:
     return None
 
 
-def main(argv: list[str]) -> int:
+BACKENDS = ("sim", "local", "docker", "browser")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv):
+        print("usage: " + USAGE.splitlines()[1].strip() + "\n\n" + __doc__.strip())
+        return 0
     console = Console()
-    options = dict(a.split("=", 1) for a in argv if "=" in a)
-    spec = next((a for a in argv if "=" not in a), None)
-    source = SourceOptions(source=options.get("source"), items=options.get("items", "official"))
     try:
+        positional, options = split_key_values(argv, ("source", "items", "backends"), max_positional=1)
+        only = _backend_list(options["backends"]) if "backends" in options else None
+        source = SourceOptions(source=options.get("source"), items=check_items(options.get("items", "official")))
+        spec = positional[0] if positional else None
         scenarios = select(spec, source) if spec else shipped_scenarios()
         if spec is None:
             scenarios += _imported_if_present(source, console)
-    except ScenarioError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+    except (ArgumentError, ScenarioError) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+    try:
+        return _check_all(scenarios, only, console)
+    except KeyboardInterrupt:
+        print("interrupted: no verdict on the scenarios", file=sys.stderr)
+        return 130
+
+
+def _backend_list(text: str) -> list[str]:
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = [b for b in names if b not in BACKENDS]
+    if unknown or not names:
+        raise ArgumentError(f"backends={text!r}: expected a comma list of {', '.join(BACKENDS)}")
+    return names
+
+
+def _check_all(scenarios: list[Scenario], only: list[str] | None, console: Console) -> int:
     unreferenced = [s for s in scenarios if s.references is None]
     scenarios = [s for s in scenarios if s.references is not None]
-    only = options["backends"].split(",") if "backends" in options else None
     failures: list[Mislabel] = []
     unavailable = _unavailable_backends({b for s in scenarios for b in s.backends if only is None or b in only})
     for backend, reason in unavailable.items():
-        console.print(f"[red]backend {backend} unavailable[/]: {reason}")
+        console.print(f"[red]backend {backend} unavailable[/]: {escape(reason)}")
     for scenario in scenarios:
         backends = [b for b in scenario.backends if (only is None or b in only) and b not in unavailable]
-        failures += check_scenario(scenario, backends)
+        try:
+            failures += check_scenario(scenario, backends)
+        except (ScenarioError, ValueError, BackendError) as exc:  # a reference that cannot even replay
+            failures.append(Mislabel(scenario.id, ",".join(backends), "*", 0, "good/bad",
+                                     f"replay failed: {one_line(exc)}"))
     episodes = sum(len([b for b in s.backends if (only is None or b in only)]) * len(s.variants)
                    * len(seeds_for(s)) * 2 for s in scenarios)
     for f in failures:
         console.print(f"[red]MISLABELLED[/] {f.scenario_id} backend={f.backend} variant={f.variant} "
-                      f"seed={f.seed} reference={f.reference}: {f.detail}")
+                      f"seed={f.seed} reference={f.reference}: {escape(f.detail)}")
     status = "[red]FAILED[/]" if failures else "[green]ok[/]"
     skipped = f", {len(unreferenced)} skipped (no references)" if unreferenced else ""
     console.print(f"{status}: {len(scenarios)} scenarios, {episodes} reference episodes, "
@@ -131,4 +161,4 @@ def _imported_if_present(source: SourceOptions, console: Console) -> list[Scenar
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
