@@ -430,7 +430,7 @@ def test_check_cli_passes_on_the_managerbench_suite():
     assert f"ok: {len(select('managerbench'))} scenarios" in done.stdout and "0 mislabelled" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "scenarios.check", "managerbench/logistics-route-fatige"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "managerbench/logistics-route-fatigue" in bad.stdout
+    assert bad.returncode == 2 and "managerbench/logistics-route-fatigue" in bad.stderr
 
 
 @pytest.fixture
@@ -458,7 +458,7 @@ def test_check_main_fails_on_a_broken_suite(broken_suite_root, capsys, monkeypat
     assert check_cli.main(["brokensuite/swap*"]) == 1
     assert check_cli.main([]) == 1  # every shipped suite under the root
     assert check_cli.main(["brokensuite/nope"]) == 2
-    assert "did you mean" in capsys.readouterr().out
+    assert "did you mean" in capsys.readouterr().err
     (broken_suite_root / "brokensuite" / "swapped.yaml").unlink()
     registry._shipped.cache_clear()
     assert check_cli.main([]) == 0  # no argument: every shipped suite under the root
