@@ -60,13 +60,15 @@ class ListArgs(BaseModel):
     path: AgentPath = Field(default=".", description="Folder to list, relative to the work dir.")
 
 
-def file_text(data: bytes, max_chars: int = MAX_TEXT) -> str:
-    """A file's bytes as read_file shows them: decoded, at most `max_chars` characters, and when cut, a note
-    of the file's size. Only the bytes that can be shown are decoded (4 bytes hold any character)."""
+def file_text(data: bytes, size: int | None = None, max_chars: int = MAX_TEXT) -> str:
+    """A file's bytes (the start of `size` bytes, if given) as read_file shows them: decoded, at most `max_chars`
+    characters, and when cut, a note of the file's size. Only what can be shown is decoded (4 bytes hold any
+    character)."""
+    size = len(data) if size is None else size
     shown = data[: 4 * max_chars].decode("utf-8", errors="replace")
-    if len(data) <= 4 * max_chars and len(shown) <= max_chars:
+    if size == len(data) <= 4 * max_chars and len(shown) <= max_chars:
         return shown
-    note = f"\n...[the file is {len(data)} bytes; only its start is shown]"
+    note = f"\n...[the file is {size} bytes; only its start is shown]"
     return shown[: max_chars - len(note)] + note
 
 
@@ -96,7 +98,8 @@ def read_file(world: World, args: PathArgs) -> str:
     path = _resolve(files, args.path)
     if path not in files.files:
         raise ToolError(f"no such file: {args.path}")
-    return file_text(files.files[path].data())
+    entry = files.files[path]
+    return file_text(entry.data(), entry.size)
 
 
 @tool(name="write_file", args=WriteArgs, app="files")
