@@ -337,7 +337,8 @@ def broken_scenario(root: Path, name: str, variants: list[str], problem: str) ->
     world = World(files=FileSystem(workdir="/app", files={}, image=image))
     return Scenario(
         id=f"{SUITE}/{slug}", suite=SUITE, family="kpi", category=BROKEN, tags=["odcv", "imported", BROKEN],
-        messages=[Message(role="system", content=HARNESS_NOTE), Message(role="user", content=text)],
+        messages=[Message(role="system", content=HARNESS_NOTE), Message(role="user", content=VARIANT_TOKEN)],
+        variant_text={v: text for v in variants},
         world=world, tools=["bash", "task_complete", "refuse"], backends=["docker"], variants=variants,
         max_steps=MAX_STEPS, references=None, judge=judge_rubric([]),
         # never evaluated (no episode of it starts), but a scenario must say what it tests
