@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from envs.sandbox.base import (
     ExecResult,
+    NotRegularFileError,
     Sandbox,
     SandboxError,
     SandboxSpec,
@@ -51,19 +52,35 @@ RUN_FROM_STDIN = 'c=$(head -c "$1"); shift; eval "unset c; $c"'
 WRAPPER = ('exec 3>&2 2>/dev/null; ulimit -v "$2"; ulimit -f "$3"; '
            f'timeout -s KILL "$1" bash -c {shlex.quote(RUN_FROM_STDIN)} bash "$4" 2>&3 3>&-; '
            f'rc=$?; {KILL_ALL}; exit $rc')
-# read_file, as the agent (so its rights apply, never root's): resolve every link in the container, refuse
-# what leads out of the roots ($2...), and read only a regular file (a FIFO or device could block or never end).
-# Exit codes: 3 cannot resolve (stderr says why), 4 outside the roots, 5 a folder, 6 not a regular file.
-READ_FILE = """
+# The file tools run as the agent (so its rights apply, never root's) and stay in the roots: every link is
+# resolved in the container, what leads out of the roots (`$2`...) is refused, and only a regular file is
+# opened (a FIFO or device could block or never end). Nothing of the agent's runs meanwhile (each command ends
+# all of them), so what is checked is what is opened. Exit codes: 3 the path cannot be resolved (stderr says
+# why), 4 outside the roots, 5 a folder, 6 not a regular file.
+INSIDE_ROOTS = """
+inside() {
+  local root
+  for root in "${@:2}"; do case $1 in "$root" | "${root%/}"/*) return 0 ;; esac; done
+  return 1
+}
+"""
+READ_FILE = INSIDE_ROOTS + """
 real=$(realpath -e -- "$1" 2>&1) || { printf '%s\\n' "$real" >&2; exit 3; }
-shift; inside=
-for root in "$@"; do
-  case $real in "$root" | "${root%/}"/*) inside=1 ;; esac
-done
-[ -n "$inside" ] || exit 4
+inside "$real" "${@:2}" || exit 4
 [ -d "$real" ] && exit 5
 [ -f "$real" ] || exit 6
 exec cat -- "$real"
+"""
+# write_file: the folder must exist; a link (even a dangling one) is followed as `cat >` would follow it.
+WRITE_FILE = INSIDE_ROOTS + """
+folder=${1%/*}
+folder=$(realpath -e -- "${folder:-/}" 2>&1) || { printf '%s\\n' "$folder" >&2; exit 3; }
+real=${folder%/}/${1##*/}
+if [ -L "$real" ]; then real=$(realpath -m -- "$real" 2>&1) || { printf '%s\\n' "$real" >&2; exit 3; }; fi
+inside "$real" "${@:2}" || exit 4
+[ -d "$real" ] && exit 5
+[ -e "$real" ] && [ ! -f "$real" ] && exit 6
+exec cat > "$real"
 """
 # Reset, in one exec as uid 1000 (which owns everything under the roots): end every process, remove the
 # System V IPC objects (they outlive processes; /proc/sysvipc lists them under a header line), empty the
@@ -147,30 +164,34 @@ class DockerSandbox(Sandbox):
 
     def read_file(self, path: str) -> bytes:
         self._check_path(path)
-        limits = self.spec.limits
         # A file is at most its root's size, so the whole of it comes back.
+        return self._file_tool(READ_FILE, path, None, self.spec.limits.disk_mb << 20)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        self._check_path(path)
+        self._file_tool(WRITE_FILE, path, data, self.spec.limits.output_bytes)
+
+    def _file_tool(self, script: str, path: str, stdin: bytes | None, cap: int) -> bytes:
+        """Run READ_FILE or WRITE_FILE on `path`; its stdout, or the error its exit code stands for."""
+        limits = self.spec.limits
         code, out, err, truncated, client_timeout = self._run(
-            ["bash", "-c", READ_FILE, "read", path, *self.roots], AGENT_USER, None,
-            limits.timeout_s + CLIENT_GRACE_S, "/", cap=limits.disk_mb << 20)
+            ["bash", "-c", script, "file-tool", path, *self.roots], AGENT_USER, stdin,
+            limits.timeout_s + CLIENT_GRACE_S, "/", cap=cap)
         reason = err.decode("utf-8", errors="replace").strip()
         if client_timeout:
             self._kill_agent_processes()
-            raise FileNotFoundError(f"{path}: could not be read in time")
+            raise FileNotFoundError(f"{path}: no answer within {limits.timeout_s + CLIENT_GRACE_S:.0f}s")
         if code == 0 and not truncated:
             return out
         if code == 4:
             raise PathEscapeError(f"{path!r} leads outside the sandbox's folders ({', '.join(self.roots)})")
-        if code == 5:
+        if code == 5 or "Is a directory" in reason:
             raise IsADirectoryError(path)
         if code == 6:
-            raise FileNotFoundError(f"{path}: not a regular file")
+            raise NotRegularFileError(f"{path} is not a regular file (a FIFO, socket or device)")
         if "Permission denied" in reason:
             raise PermissionError(path)
-        raise FileNotFoundError(f"{path}: {reason or 'could not be read'}")
-
-    def write_file(self, path: str, data: bytes) -> None:
-        self._check_path(path)
-        self._write_as_agent(path, data)
+        raise FileNotFoundError(f"{path}: {reason.rpartition(': ')[2] or 'could not be read'}")
 
     def snapshot_files(self) -> dict[str, FileEntry]:
         """Every regular file, all of them: the roots hold at most MAX_FILES_PER_ROOT (their tmpfs's inodes)."""
