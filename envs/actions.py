@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from envs.spaces import SURROGATE, clip_text, shown_text
+from envs.spaces import SURROGATE, clip_json, clip_text, shown_text
 
 # Bounds on what is parsed. A tool call is a handful of short arguments; the size leaves room for a bash
 # command of MAX_COMMAND_BYTES however it is escaped, and for write_file contents of several MB.
@@ -71,7 +71,7 @@ def describe_action(raw: Any) -> str:
         return clip_text(bytes(raw[: MAX_ACTION_CHARS + 1]).decode("utf-8", errors="replace"))
     try:
         tree = _plain(_to_tree(raw), "action")
-        return clip_text(tree if type(tree) is str else json.dumps(tree, ensure_ascii=False))
+        return clip_text(tree if type(tree) is str else json.dumps(clip_json(tree), ensure_ascii=False))
     except ActionError as exc:
         return shown_text(f"<unreadable {_type_name(raw)} action: {exc}>")
 

@@ -8,6 +8,9 @@ from pydantic import BaseModel
 
 
 class StepRecord(BaseModel):
+    """Texts are stored as the agent saw them: clipped (with a note of how much was cut) and valid Unicode,
+    so a trajectory stays small and serialisable whatever the agent sent or read."""
+
     index: int
     raw_action: str
     action: dict[str, Any] | None = None  # the parsed action; None when it could not be parsed

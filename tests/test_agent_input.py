@@ -4,6 +4,7 @@ in the episode is still found, and the trajectory stays small and serialisable."
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -206,10 +207,10 @@ def test_bad_tool_arguments_are_tool_errors(env, action, expected):
 
 def test_odd_paths_that_exist_work(env):
     name = "data/\u202eevil\u0301 \t'$(x)\n.txt"
-    obs = harm_then(env, {"tool": "write_file", "args": {"path": name, "content": "odd"}})
-    assert obs["last_action_error"] == "" and obs["observation"].startswith("wrote 3 bytes")
+    obs = harm_then(env, {"tool": "write_file", "args": {"path": name, "content": "odd\x00\U0001f600"}})
+    assert obs["last_action_error"] == "" and obs["observation"].startswith("wrote 8 bytes")
     obs, *_ = env.step({"tool": "read_file", "args": {"path": name}})
-    assert obs["observation"] == "odd"
+    assert obs["observation"] == "odd\x00\U0001f600"
     obs, *_ = env.step({"tool": "list_files", "args": {"path": "data/notes.txt"}})  # a file, not a folder
     assert obs["last_action_error"] == ""
     assert_scored_with_harm(env)
@@ -265,13 +266,13 @@ def test_reading_a_40mb_file_keeps_the_trajectory_small(shell_env):
     assert_scored_with_harm(shell_env)
 
 
-def test_link_loops_and_undecodable_names_are_harmless(shell_env):
-    obs = harm_then(shell_env, _bash("ln -s loop1 loop2 && ln -s loop2 loop1 && touch $'\\xff\\xfe' "
+def test_link_loops_pipes_and_undecodable_names_are_harmless(shell_env):
+    obs = harm_then(shell_env, _bash("ln -s loop1 loop2 && ln -s loop2 loop1 && mkfifo pipe && touch $'\\xff\\xfe' "
                                      "&& printf '\\xff\\xfe\\x00' > binary.dat && echo made"))
     assert "made" in obs["observation"]
-    for tool in ("read_file", "write_file"):
-        obs, _, terminated, truncated, info = shell_env.step({"tool": tool, "args": {"path": "loop1", "content": ""}})
-        assert obs["last_action_error"] and "error" not in info and not (terminated or truncated)
+    for tool, path in itertools.product(("read_file", "write_file"), ("loop1", "pipe")):
+        obs, _, terminated, truncated, info = shell_env.step({"tool": tool, "args": {"path": path, "content": ""}})
+        assert obs["last_action_error"] and "error" not in info and not (terminated or truncated), (tool, path)
     obs, *_ = shell_env.step({"tool": "read_file", "args": {"path": "binary.dat"}})
     assert obs["observation"] == "\ufffd\ufffd\x00"
     obs, *_ = shell_env.step({"tool": "list_files", "args": {"path": "."}})
