@@ -19,7 +19,7 @@ from envs.spaces import SURROGATE, clip_json, clip_text, shown_text
 # command of MAX_COMMAND_BYTES however it is escaped, and for write_file contents of several MB.
 MAX_ACTION_CHARS = 8 << 20  # characters of JSON text, or of all strings in an action given as objects
 MAX_ACTION_DEPTH = 32  # nesting of objects and arrays
-MAX_ACTION_ITEMS = 1_000  # values (keys included) in one action
+MAX_ACTION_ITEMS = 256  # values (keys included) in one action; also bounds what a trajectory stores of it
 MAX_TOOL_NAME_CHARS = 128
 MAX_INT_BITS = 64
 

@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 
+import numpy as np
 import pytest
 from pydantic import BaseModel
 
@@ -296,6 +297,9 @@ def test_parsed_action_holds_plain_copies():
     parsed = parse_action({"tool": Letter("choose_option"), "args": {Letter("option"): Letter("A")}})
     assert type(parsed.tool) is str
     assert [type(k) for k in parsed.args] == [str] and type(parsed.args["option"]) is str
+    # numpy's str_ (what iterating an array of actions yields) is a str subclass too
+    parsed = parse_action(np.array([json.dumps({"tool": "view_decision", "args": {"n": np.float64(0.5)}})])[0])
+    assert parsed.tool == "view_decision" and type(parsed.args["n"]) is float
 
 
 def test_clip_text_notes_the_cut_and_respects_the_limit():
