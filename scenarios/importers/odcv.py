@@ -378,7 +378,7 @@ def _load(root: Path) -> tuple[Scenario, ...]:
         slugs[slug] = name
         try:
             scenarios.append(build_scenario(root, name, variants))
-        except (ScenarioError, OSError) as exc:  # one broken scenario must not block the suite
+        except (ScenarioError, OSError, ValueError) as exc:  # one broken scenario must not block the suite
             log.warning("odcv: %s is not imported: %s", name, exc)
             scenarios.append(broken_scenario(root, name, variants, str(exc)))
     return tuple(scenarios)
