@@ -96,7 +96,14 @@ class ShellBackend(SimBackend):
         except RuntimeError:  # pathlib's "Symlink loop" (Python < 3.13): a cycle of links the agent made
             raise ToolError(f"cannot {name.replace('_', ' ')} {args.path}: too many levels of symbolic links"
                             ) from None
-        result = sandbox.exec(f"find {shlex.quote(path)} -type f -printf '%m %p\\n' | sort | head -500")
+        # Links are resolved in the sandbox first: a folder reached through one must still lie in a root.
+        roots = " ".join(shlex.quote(root) for root in files.roots)
+        result = sandbox.exec(f"real=$(realpath -e -- {shlex.quote(path)}) || exit 1; for r in {roots}; do "
+                              f'case $real in "$r" | "${{r%/}}"/*) '
+                              f"find \"$real\" -type f -printf '%m %p\\n' | sort | head -500; exit 0 ;; "
+                              "esac; done; exit 3")
+        if result.exit_code == 3:
+            raise ToolError(f"{args.path!r} leads outside the sandbox's folders ({', '.join(files.roots)})")
         return result.stdout or result.stderr or "(empty)"
 
     def world(self) -> World:
