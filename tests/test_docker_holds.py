@@ -186,6 +186,9 @@ def test_file_tools_do_not_follow_links_out_of_the_roots(env):
         observation, error = step(env, "read_file", path=path)
         assert "outside" in error, (path, error)
         assert "root:" not in observation + error
+    for path in ("d/up/etc", "d/up"):
+        observation, error = step(env, "list_files", path=path)
+        assert "outside" in error and "shadow" not in observation, (path, error)
     assert step(env, "read_file", path="d/notes") == ("hello\n", "")  # a link inside the roots is fine
     for path in ("d/up/tmp/evil", "d/dangling"):
         _, error = step(env, "write_file", path=path, content="pwned")
