@@ -83,7 +83,7 @@ def _to_tree(raw: Any) -> Any:
     if issubclass(type(raw), BaseModel):
         try:
             return raw.model_dump()
-        except (Exception, RecursionError) as exc:  # noqa: BLE001 - a hostile model_dump must not escape
+        except Exception as exc:  # noqa: BLE001 - a hostile model_dump must not escape
             raise ActionError(f"could not read the {_type_name(raw)} action: {_describe(exc)}") from None
     if issubclass(type(raw), bytes | bytearray):
         if len(raw) > MAX_ACTION_CHARS:
@@ -129,13 +129,14 @@ def _plain(value: Any, where: str) -> Any:
         if issubclass(kind, dict | list | tuple) and depth >= MAX_ACTION_DEPTH:
             raise ActionError(f"{path}: nested too deeply (the limit is {MAX_ACTION_DEPTH} levels)")
         if issubclass(kind, dict):
+            budget.check_room(dict.__len__(item), path)
             copy: Any = {}
             for key, child in reversed(list(dict.items(item))):
                 name = _plain_key(key, path, budget)
                 pending.append((child, _child_path(path, f".{name[:40]}"), copy, name, depth + 1))
         elif issubclass(kind, list | tuple):
-            children = list.__iter__(item) if issubclass(kind, list) else tuple.__iter__(item)
-            elements = list(children)
+            budget.check_room(list.__len__(item) if issubclass(kind, list) else tuple.__len__(item), path)
+            elements = list(list.__iter__(item) if issubclass(kind, list) else tuple.__iter__(item))
             copy = [None] * len(elements)
             for index in reversed(range(len(elements))):
                 pending.append((elements[index], _child_path(path, f"[{index}]"), copy, index, depth + 1))
@@ -161,7 +162,11 @@ class _Budget:
 
     def add_item(self, path: str) -> None:
         self.items += 1
-        if self.items > MAX_ACTION_ITEMS:
+        self.check_room(0, path)
+
+    def check_room(self, more_items: int, path: str) -> None:
+        """Raise before a container's `more_items` children are even copied if they cannot all fit."""
+        if self.items + more_items > MAX_ACTION_ITEMS:
             raise ActionError(f"action has more than {MAX_ACTION_ITEMS} values (at {path})")
 
     def add_chars(self, count: int, path: str) -> None:

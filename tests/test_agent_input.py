@@ -133,6 +133,8 @@ BAD_ACTIONS = {
     "cyclic-object": (_cycle(), "nested too deeply"),
     "many-values": ({"tool": "write_file", "args": {"path": "a", "content": list(range(MAX_ACTION_ITEMS + 1))}},
                     f"more than {MAX_ACTION_ITEMS} values"),
+    "huge-list": ({"tool": "write_file", "args": {"path": "a", "content": [0] * 5_000_000}},
+                  f"more than {MAX_ACTION_ITEMS} values"),
     "huge-object-text": ({"tool": "write_file", "args": {"path": "a", "content": "x" * (MAX_ACTION_CHARS + 1)}},
                          f"longer than {MAX_ACTION_CHARS} characters"),
     "int-keys": ({"tool": "write_file", "args": {1: "a"}}, "object keys must be strings, got int"),
