@@ -15,7 +15,7 @@ from rich.table import Table
 
 from envs.backends import BackendError
 from envs.config import ConfigError, RunConfig, parse_args, usage
-from envs.runner import RunOutcome, execute
+from envs.runner import RunOutcome, open_run
 from evaluator.cli import one_line, wants_help
 from scenarios.loader import ScenarioError
 
@@ -52,16 +52,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_with_progress(config: RunConfig, console: Console) -> RunOutcome:
-    if not config.progress:
-        return execute(config)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"{config.agent} on {config.scenario}", total=None)
+    with open_run(config) as run:  # every check passes (or raises) before the progress bar appears
+        if not config.progress:
+            return run(None)
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task(escape(f"{config.agent} on {config.scenario}"), total=None)
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
 
-        return execute(config, on_progress=update)
+            return run(update)
 
 
 def _print_summary(outcome: RunOutcome, console: Console) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -138,14 +139,23 @@ def _check_same_run(out_dir: Path, config: RunConfig) -> None:
 
 
 def execute(config: RunConfig, on_progress: Callable[[int, int], None] | None = None) -> RunOutcome:
+    with open_run(config) as run:
+        return run(on_progress)
+
+
+@contextmanager
+def open_run(config: RunConfig) -> Iterator[Callable[[Callable[[int, int], None] | None], RunOutcome]]:
+    """Check everything that can be checked before an episode runs (scenarios, backend, agent, out folder,
+    store) and hold the run folder; yields the function that runs the episodes (given an optional progress
+    callback). Any bad input raises here, before anything in `out` or the store changes."""
     specs = plan_episodes(config)
     backend_class(config.backend).preflight()  # e.g. no bubblewrap or no Docker engine: say so once
-    # Reject a bad agent/model or another run's folder before anything in `out` or the store changes.
     agent = make_agent(config.agent, config.chat_model(), seed=config.seed)
     out_dir = config.out_dir()
     with _locked_run_folder(out_dir):
         _check_same_run(out_dir, config)
-        return _execute_locked(config, specs, agent, out_dir, on_progress)
+        store = _open_store(config, out_dir)
+        yield partial(_execute_locked, config, specs, agent, out_dir, store)
 
 
 @contextmanager
@@ -176,14 +186,13 @@ def _open_store(config: RunConfig, out_dir: Path) -> TrajectoryStore:
                           f"{str(exc).splitlines()[0]}") from None
 
 
-def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, out_dir: Path,
+def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, out_dir: Path, store: TrajectoryStore,
                     on_progress: Callable[[int, int], None] | None) -> RunOutcome:
     traj_path = out_dir / "trajectories.jsonl"
     previous = compact_for_resume(traj_path)
     done_ids = {t.episode_id for t in previous}
     todo = [s for s in specs if s.id not in done_ids]
     run_id = out_dir.resolve().as_posix()
-    store = _open_store(config, out_dir)
     config_json = config.model_dump_json()
     store.save_run(run_id, config_json)
     # A killed run can leave finished episodes in the jsonl that never reached the store (it writes in batches).
