@@ -8,6 +8,7 @@ scenario's files and read back after each command.
 from __future__ import annotations
 
 import atexit
+import errno
 import shlex
 import threading
 from abc import ABC, abstractmethod
@@ -27,9 +28,12 @@ class SandboxUnavailable(SandboxError):
     """The provider cannot run on this machine (tool missing, engine not running); says how to fix it."""
 
 
-class NotRegularFileError(FileNotFoundError):
-    """A file tool was pointed at a FIFO, socket or device (never opened: it could block forever). A
-    FileNotFoundError, so a backend that knows no better still reports it as a tool error."""
+class NotRegularFileError(OSError):
+    """A file tool was pointed at a FIFO, socket or device: never read or written (it could block forever); the
+    agent's mistake, so a tool error."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.EINVAL, "not a regular file (a FIFO, socket or device)", path)
 
 
 # The longest bash command accepted (UTF-8 bytes): far beyond any real command, small enough to pass through stdin.

@@ -178,7 +178,7 @@ class Unshare(Launcher):
         self.host_owner = AGENT_UID if self.as_root else None
 
     def argv(self, layout: Layout, script_fd: int, data_fd: Callable[[bytes], int]) -> list[str]:
-        spaces = ["--mount", "--net", "--pid", "--fork", "--kill-child", "--ipc", "--uts"]
+        spaces = ["--mount", "--net", "--pid", "--fork", "--kill-child", "--ipc", "--uts", "--cgroup"]
         if not self.as_root:
             spaces = ["--user", "--map-root-user", *spaces]
         binds = [str(part) for root, mirror in layout.roots.items() for part in (mirror, root)]

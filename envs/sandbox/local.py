@@ -133,7 +133,7 @@ class LocalSandbox(Sandbox):
         except OSError:
             mode = stat.S_IFREG  # not there yet: the agent's shell creates it (or says why it cannot)
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):  # `cat >` a FIFO would block
-            raise NotRegularFileError(f"{path} is not a regular file (a FIFO, socket or device)")
+            raise NotRegularFileError(path)
         self._write_as_agent(path, data)
 
     def snapshot_files(self) -> dict[str, FileEntry]:
@@ -206,7 +206,7 @@ class LocalSandbox(Sandbox):
             if exc.errno in (errno.ELOOP, errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
                 raise FileNotFoundError(path) from None  # a symlink is never followed out of the sandbox
             if exc.errno == errno.ENXIO:
-                raise NotRegularFileError(f"{path} is a socket, not a regular file") from None
+                raise NotRegularFileError(path) from None
             if isinstance(exc, PermissionError):
                 raise
             raise SandboxError(f"could not open {path}: {exc}") from exc
@@ -215,7 +215,7 @@ class LocalSandbox(Sandbox):
             if stat.S_ISDIR(mode):
                 raise IsADirectoryError(path)
             if not stat.S_ISREG(mode):
-                raise NotRegularFileError(f"{path} is not a regular file (a FIFO, socket or device)")
+                raise NotRegularFileError(path)
             yield fd
         finally:
             os.close(fd)
