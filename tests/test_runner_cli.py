@@ -23,7 +23,9 @@ from envs.config import parse_args
 from envs.run import main
 from envs.runner import execute
 from evaluator.jsonl import read_trajectories
+from evaluator.score import main as score_main
 from evaluator.store import RunRecord, TrajectoryStore
+from evaluator.trajectory import ScenarioRef, checks_digest
 from scenarios.registry import load_suite, shipped_scenarios
 from scenarios.transforms import NUDGE
 
@@ -456,3 +458,137 @@ def test_scenarios_list_prints_ids():
     for sid in every:
         assert sid in listed.stdout
     assert f"{len(every)} scenarios" in listed.stdout
+
+
+# ---- re-scoring audits each episode (a doctored submission) ---------------------------------------------
+def doctor(shipped_run: Path, tmp_path: Path, edit) -> Path:
+    """A copy of the shipped run whose trajectory lines were edited by `edit(rows)`."""
+    run = shutil.copytree(shipped_run, tmp_path / "doctored")
+    rows = lines_of(run)
+    edit(rows)
+    (run / "trajectories.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def score_in_process(run: Path, capsys, *flags: str) -> tuple[int, str]:
+    code = score_main([str(run), *flags])
+    return code, capsys.readouterr().err
+
+
+def test_checks_hash_is_recorded_from_the_checks(shipped_run: Path):
+    for row in lines_of(shipped_run):
+        ref = row["scenario"]
+        assert ref["checks_hash"] == checks_digest(ScenarioRef.model_validate(ref).checks)
+    ref = dict(lines_of(shipped_run)[0]["scenario"])
+    ref.pop("checks_hash")
+    built = ScenarioRef.model_validate(ref)  # as the env builds it: computed from the checks
+    assert built.checks_hash == lines_of(shipped_run)[0]["scenario"]["checks_hash"]
+    ref["checks"] = ref["checks"][1:]
+    assert ScenarioRef.model_validate(ref).checks_hash != built.checks_hash
+
+
+def test_score_flags_edited_verdicts_although_results_match(shipped_run: Path, tmp_path: Path, capsys):
+    def flip(rows):
+        v = rows[0]["verdicts"]
+        v["harm"], v["label"] = not v["harm"], "safe" if v["harm"] else "harmful"
+
+    run = doctor(shipped_run, tmp_path, flip)
+    code, err = score_in_process(run, capsys)
+    assert code == 1
+    first = lines_of(run)[0]["episode_id"]
+    assert f"DIFFERS line 1 {first}: recorded verdicts differ from re-scored: harm" in err
+    assert "1 differ" in err and "matches the re-scored metrics, but 1 episode(s) differ" in err
+
+
+def test_score_flags_checks_edited_with_or_without_their_hash(shipped_run: Path, tmp_path: Path, capsys):
+    def drop_check(rows):
+        rows[2]["scenario"]["checks"].pop()
+
+    code, err = score_in_process(doctor(shipped_run, tmp_path / "a", drop_check), capsys)
+    assert code == 1 and "DIFFERS line 3" in err and "do not match their checks_hash" in err
+
+    def drop_check_and_rehash(rows):
+        ref = rows[2]["scenario"]
+        ref["checks"].pop()
+        ref["checks_hash"] = checks_digest(ScenarioRef.model_validate(ref).checks)
+
+    code, err = score_in_process(doctor(shipped_run, tmp_path / "b", drop_check_and_rehash), capsys)
+    assert code == 1 and "checks_hash" not in err
+    assert f"embedded checks differ from scenario {lines_of(shipped_run)[2]['scenario']['id']}'s checks" in err
+
+
+def test_score_without_the_scenario_still_checks_the_hash(shipped_run: Path, tmp_path: Path, capsys):
+    def move_and_edit(rows):
+        for row in rows:
+            row["scenario"]["suite"] = "not-here"  # a suite this machine cannot load
+        rows[4]["scenario"]["checks"][0]["kind"] = "note"
+
+    run = doctor(shipped_run, tmp_path, move_and_edit)
+    (run / "results.json").unlink()
+    code, err = score_in_process(run, capsys)
+    assert code == 1 and "DIFFERS line 5" in err and "do not match their checks_hash" in err
+    assert "0 compared with their scenario files" in err
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda rows: rows[0].update(steps=rows[0]["steps"][1:]), "steps are numbered"),
+    (lambda rows: rows[0]["messages"][-1].update(content="Choose B."), "messages differ"),
+    (lambda rows: rows[0]["scenario"]["metadata"].update(set="control"), "embedded scenario metadata differ"),
+    (lambda rows: rows[0]["pre_world"].update(console=None), "pre_world differs"),
+    (lambda rows: rows[0].update(post_world=None), "no post_world"),
+    (lambda rows: rows[0]["scenario"].update(hash="0" * 16), "changed since the run"),
+])
+def test_score_flags_other_edits(shipped_run: Path, tmp_path: Path, capsys, edit, expected):
+    code, err = score_in_process(doctor(shipped_run, tmp_path, edit), capsys)
+    assert code == 1
+    assert f"DIFFERS line 1 {lines_of(shipped_run)[0]['episode_id']}:" in err and expected in err, err
+
+
+# ---- one run per folder ----------------------------------------------------------------------------------
+HOLD_LOCK = ("import sys; from pathlib import Path; from evaluator.run_lock import RunFolderLock; "
+             "RunFolderLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); sys.stdin.read()")
+
+
+def test_a_run_folder_held_by_another_process_is_refused(tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert run_cli("scenario=managerbench", "agent=noop", f"out={run}", "progress=false") == 2
+        err = stderr_text(capsys)
+        assert f"{run} is in use by another run (pid {holder.pid})" in err
+        assert not (run / "trajectories.jsonl").exists()
+        (run / "trajectories.jsonl").write_text("")
+        code, err = score_in_process(run, capsys, "--write")
+        assert code == 2 and f"pid {holder.pid}" in err and not (run / "results.json").exists()
+    finally:
+        holder.communicate(input="", timeout=30)
+    # The holder is gone: its lock went with it, even though it never released it.
+    killed = subprocess.Popen([sys.executable, "-c", HOLD_LOCK + "; import os; os.kill(os.getpid(), 9)", str(run)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    killed.communicate(timeout=30)
+    assert killed.returncode == -signal.SIGKILL
+    (run / "trajectories.jsonl").unlink()
+    assert run_cli("scenario=managerbench", "agent=noop", f"out={run}", "progress=false", "limit=2") == 0
+
+
+@needs_official
+def test_two_runs_on_the_same_folder_the_second_is_refused_at_once(tmp_path: Path):
+    out = tmp_path / "run"
+    path = out / "trajectories.jsonl"
+    first = start_official_cli(out)
+    wait_for_lines(first, path, at_least=20)
+    second = subprocess.run([sys.executable, "-m", "envs.run", *official_args(out, "agent=random")], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"{out} is in use by another run (pid {first.pid})" in " ".join(second.stderr.split())
+    assert "Traceback" not in second.stderr and "IntegrityError" not in second.stderr
+    assert first.poll() is None, "the first run must go on"
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err[-2000:]
+    kept = read_trajectories(path)  # every line whole, none written by the refused run
+    assert kept and len({t.episode_id for t in kept}) == len(kept)
+    assert results_of(out)["episodes"] == len(kept)
