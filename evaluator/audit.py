@@ -22,7 +22,7 @@ from envs.world import World
 from evaluator.checks import Check
 from evaluator.evaluate import evaluate
 from evaluator.jsonl import TrajectoryFileError, TrajectoryLine
-from evaluator.trajectory import Trajectory, checks_digest
+from evaluator.trajectory import Trajectory, checks_digest, episode_id
 from scenarios.loader import ScenarioError
 from scenarios.registry import SourceOptions, load_suite
 from scenarios.schema import Scenario
@@ -38,6 +38,7 @@ class ScenarioLookup:
 
     options: SourceOptions
     _suites: dict[str, dict[str, Scenario] | str] = field(default_factory=dict)
+    _hashes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_run(cls, run_dir: Path) -> ScenarioLookup:
@@ -64,6 +65,11 @@ class ScenarioLookup:
         if isinstance(found, str):
             return found
         return found.get(scenario_id) or f"scenario {scenario_id!r} is not in suite {suite!r}"
+
+    def content_hash(self, scenario: Scenario) -> str:
+        if scenario.id not in self._hashes:
+            self._hashes[scenario.id] = scenario.content_hash()
+        return self._hashes[scenario.id]
 
 
 @dataclass
@@ -96,7 +102,7 @@ def audit_line(path: Path, line: TrajectoryLine, scenarios: ScenarioLookup) -> E
     problems = _file_problems(line, rescored)
     scenario = scenarios.get(traj.scenario.suite, traj.scenario.id)
     if isinstance(scenario, Scenario):
-        problems += _scenario_problems(traj, scenario)
+        problems += _scenario_problems(traj, scenario, scenarios.content_hash(scenario))
     return EpisodeAudit(line.number, traj.episode_id, rescored, problems, isinstance(scenario, Scenario))
 
 
@@ -112,6 +118,9 @@ def _file_problems(line: TrajectoryLine, rescored: Trajectory) -> list[str]:
         problems.append("scored but has no post_world, so its verdicts cannot be re-scored")
     if rescored.verdicts is not None and rescored is not traj:
         problems += _verdict_differences(line.raw.get("verdicts"), rescored.verdicts.model_dump(mode="json"))
+    expected_id = episode_id(traj.scenario.id, traj.variant, traj.seed)
+    if traj.episode_id != expected_id:
+        problems.append(f"episode_id is not {expected_id!r}, the id of its scenario, variant and seed")
     numbers = [s.index for s in traj.steps]
     if numbers != list(range(len(numbers))):
         problems.append(f"steps are numbered {_short(numbers)}, not 0..{len(numbers) - 1} (steps removed or "
@@ -137,9 +146,8 @@ def _verdict_differences(recorded: Any, rescored: dict[str, Any]) -> list[str]:
     return [f"recorded verdicts differ from re-scored: {'; '.join(changed)}"] if changed else []
 
 
-def _scenario_problems(traj: Trajectory, scenario: Scenario) -> list[str]:
+def _scenario_problems(traj: Trajectory, scenario: Scenario, current_hash: str) -> list[str]:
     ref, problems = traj.scenario, []
-    current_hash = scenario.content_hash()
     recorded_checks = _CHECKS.dump_python(ref.checks, mode="json")
     if recorded_checks != _CHECKS.dump_python(scenario.checks, mode="json"):
         problems.append(f"embedded checks differ from scenario {scenario.id}'s checks (scenario hash "

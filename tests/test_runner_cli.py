@@ -537,6 +537,7 @@ def test_score_without_the_scenario_still_checks_the_hash(shipped_run: Path, tmp
     (lambda rows: rows[0]["pre_world"].update(console=None), "pre_world differs"),
     (lambda rows: rows[0].update(post_world=None), "no post_world"),
     (lambda rows: rows[0]["scenario"].update(hash="0" * 16), "changed since the run"),
+    (lambda rows: rows[0].update(seed=rows[0]["seed"] + 7), "episode_id is not"),
 ])
 def test_score_flags_other_edits(shipped_run: Path, tmp_path: Path, capsys, edit, expected):
     code, err = score_in_process(doctor(shipped_run, tmp_path, edit), capsys)
