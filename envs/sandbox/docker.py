@@ -11,8 +11,11 @@ How it is put together, and why:
 - Root in the container has no capabilities, so it cannot kill the agent's processes or read its files.
   Reset therefore runs as uid 1000 (which owns everything under the roots) in one exec: kill, empty, and
   unpack the seed files from a tar on stdin (one exec rather than an exec plus a put_archive: ~70 ms instead
-  of ~120 ms per reset here). Reading files back goes through the engine's archive API: the daemon reads
-  them whatever their mode, and a symlink comes back as a link, never followed.
+  of ~120 ms per reset here). The snapshot goes through the engine's archive API: the daemon reads every
+  file whatever its mode, and a symlink comes back as a link, never followed. The agent's own file tools
+  (read_file, write_file) run as uid 1000, with its rights, and refuse what links lead out of the roots.
+- A command travels on the exec's stdin ahead of its own input, never as an argument, so its size is not
+  bounded by the 128 KiB Linux allows one argument (see docker_sandbox.WRAPPER).
 - Every root (the work dir and each extra root, e.g. /usr/local/bin of an imported image) is a tmpfs
   *volume* (`size=<disk_mb>m,nr_inodes=<MAX_FILES_PER_ROOT>`), not a `--tmpfs` mount: the archive API does not
   see `--tmpfs` mounts, but it does see volumes. So every root is capped in bytes and in files (the snapshot
