@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -111,9 +112,18 @@ class Bwrap(Launcher):
         self.binary = binary
         if os.geteuid() == 0:  # never let the agent's uid map to host root
             self.run_as = self.host_owner = HOST_AGENT_UID
+        # Options newer than some distributions' bubblewrap (0.8.0 and 0.7.0): used where known. Without the first,
+        # the seccomp filter alone keeps the agent from new user namespaces.
+        try:
+            usage = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10,
+                                   env=LAUNCH_ENV).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            usage = ""
+        self.no_new_userns = ["--disable-userns"] if "--disable-userns" in usage else []
+        self.tmp_size = ["--size", str(TMP_BYTES)] if "--size" in usage else []
 
     def argv(self, layout: Layout, script_fd: int, data_fd: Callable[[bytes], int]) -> list[str]:
-        args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+        args = ["--unshare-all", "--unshare-user", *self.no_new_userns, "--die-with-parent", "--new-session",
                 "--cap-drop", "ALL", "--hostname", "sandbox", "--uid", str(AGENT_UID), "--gid", str(AGENT_UID),
                 "--seccomp", str(data_fd(seccomp_program())),
                 "--ro-bind", "/usr", "/usr", "--ro-bind", str(layout.etc), "/etc"]
@@ -122,7 +132,7 @@ class Bwrap(Launcher):
                 args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
         for link in USR_LINKS:
             args += ["--symlink", f"usr/{link}", f"/{link}"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", *self.tmp_size, "--tmpfs", "/tmp"]
         for root, mirror in layout.roots.items():
             args += ["--bind", str(mirror), root]
         args += ["--remount-ro", "/", "--chdir", layout.workdir, "--clearenv"]
