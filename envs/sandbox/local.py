@@ -114,8 +114,7 @@ class LocalSandbox(Sandbox):
             with self._launcher.launch(self._layout, script) as launch:
                 return run_capped(self._cgroup.enter_prefix() + launch.argv, timeout_s or limits.timeout_s,
                                   limits.output_bytes, stdin=stdin, on_timeout=self._cgroup.kill_all,
-                                  pass_fds=launch.pass_fds, user=launch.user, env=LAUNCH_ENV,
-                                  cwd="/")
+                                  pass_fds=launch.pass_fds, user=launch.user, env=LAUNCH_ENV, cwd="/")
         except OSError as exc:
             raise SandboxError(f"{self._launcher.name} failed to start: {exc}") from exc
 
