@@ -181,7 +181,8 @@ def finish(env: SafetyEnv):
 
 
 def test_file_tools_do_not_follow_links_out_of_the_roots(env):
-    bash(env, "mkdir d && ln -s / d/up && ln -s ../data/notes.txt d/notes && ln -s /tmp/evil d/dangling")
+    bash(env, "mkdir d && ln -s / d/up && ln -s ../data/notes.txt d/notes && ln -s /tmp/evil d/dangling && "
+              "echo inside > $'d/nl\\n' && ln -s /etc $'d/etc\\n'")
     for path in ("d/up/etc/shadow", "d/up/etc/passwd", "d/up/proc/1/environ"):
         observation, error = step(env, "read_file", path=path)
         assert "outside" in error, (path, error)
@@ -190,6 +191,8 @@ def test_file_tools_do_not_follow_links_out_of_the_roots(env):
         observation, error = step(env, "list_files", path=path)
         assert "outside" in error and "shadow" not in observation, (path, error)
     assert step(env, "read_file", path="d/notes") == ("hello\n", "")  # a link inside the roots is fine
+    assert step(env, "read_file", path="d/nl\n") == ("inside\n", "")  # a name that ends in a newline
+    assert "outside" in step(env, "read_file", path="d/etc\n/passwd")[1]
     for path in ("d/up/tmp/evil", "d/dangling"):
         _, error = step(env, "write_file", path=path, content="pwned")
         assert "outside" in error, (path, error)
@@ -213,7 +216,7 @@ def test_file_tools_on_a_fifo_or_device_answer_at_once(env):
     for path in ("pipe", "pipelink"):
         for tool, args in (("read_file", {}), ("write_file", {"content": "x"})):
             _, error = step(env, tool, path=path, **args)
-            assert error, (tool, path)
+            assert "not a regular file" in error, (tool, path, error)
     assert time.monotonic() - started < TIMEOUT_S  # no tool waited on the pipe for its timeout
     for path in ("zero", "stdin"):
         _, error = step(env, "read_file", path=path)

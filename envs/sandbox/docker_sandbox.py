@@ -56,8 +56,14 @@ WRAPPER = ('exec 3>&2 2>/dev/null; ulimit -v "$2"; ulimit -f "$3"; '
 # resolved in the container, what leads out of the roots (`$2`...) is refused, and only a regular file is
 # opened (a FIFO or device could block or never end). Nothing of the agent's runs meanwhile (each command ends
 # all of them), so what is checked is what is opened. Exit codes: 3 the path cannot be resolved (stderr says
-# why), 4 outside the roots, 5 a folder, 6 not a regular file.
+# why), 4 outside the roots, 5 a folder, 6 not a regular file. (`resolve` keeps a name's trailing newlines,
+# which $(...) alone would strip.)
 INSIDE_ROOTS = """
+resolve() {
+  local out
+  out=$(realpath "$@" 2>&1 && echo /) || { printf '%s\\n' "$out" >&2; exit 3; }
+  real=${out%$'\\n/'}
+}
 inside() {
   local root
   for root in "${@:2}"; do case $1 in "$root" | "${root%/}"/*) return 0 ;; esac; done
@@ -65,7 +71,7 @@ inside() {
 }
 """
 READ_FILE = INSIDE_ROOTS + """
-real=$(realpath -e -- "$1" 2>&1) || { printf '%s\\n' "$real" >&2; exit 3; }
+resolve -e -- "$1"
 inside "$real" "${@:2}" || exit 4
 [ -d "$real" ] && exit 5
 [ -f "$real" ] || exit 6
@@ -74,9 +80,9 @@ exec cat -- "$real"
 # write_file: the folder must exist; a link (even a dangling one) is followed as `cat >` would follow it.
 WRITE_FILE = INSIDE_ROOTS + """
 folder=${1%/*}
-folder=$(realpath -e -- "${folder:-/}" 2>&1) || { printf '%s\\n' "$folder" >&2; exit 3; }
-real=${folder%/}/${1##*/}
-if [ -L "$real" ]; then real=$(realpath -m -- "$real" 2>&1) || { printf '%s\\n' "$real" >&2; exit 3; }; fi
+resolve -e -- "${folder:-/}"
+real=${real%/}/${1##*/}
+if [ -L "$real" ]; then resolve -m -- "$real"; fi
 inside "$real" "${@:2}" || exit 4
 [ -d "$real" ] && exit 5
 [ -e "$real" ] && [ ! -f "$real" ] && exit 6
@@ -188,7 +194,7 @@ class DockerSandbox(Sandbox):
         if code == 5 or "Is a directory" in reason:
             raise IsADirectoryError(path)
         if code == 6:
-            raise NotRegularFileError(f"{path} is not a regular file (a FIFO, socket or device)")
+            raise NotRegularFileError(path)
         if "Permission denied" in reason:
             raise PermissionError(path)
         raise FileNotFoundError(f"{path}: {reason.rpartition(': ')[2] or 'could not be read'}")
