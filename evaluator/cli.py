@@ -54,10 +54,11 @@ def wants_help(argv: Iterable[str]) -> bool:
 
 
 def control_character_problem(text: str) -> str | None:
-    """Control characters (newlines, escapes, NUL) in an argument are a paste accident or an attack on the
-    terminal or the log; name the first one rather than pass it on to paths, URLs or scenario ids."""
+    """Control characters (newlines, escapes, NUL; also invisible format characters such as bidi overrides and
+    line separators) in an argument are a paste accident or an attack on the terminal or the log: name the
+    first one rather than pass it on to paths, URLs or scenario ids."""
     for position, char in enumerate(text):
-        if unicodedata.category(char) == "Cc":
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
             return f"contains the control character {char!r} at position {position}"
     return None
 

@@ -76,6 +76,7 @@ def bad_run_args(tmp_path: Path) -> list[tuple[list[str], list[str]]]:
         (["db=no url at all"], ["db=no url at all", "not a SQLAlchemy URL"]),
         (["agent=re\x1bact"], ["key 'agent'", "control character '\\x1b'"]),
         ([f"out={tmp_path}/ru\nn"], ["key 'out'", "control character '\\n'"]),
+        (["scenario=managerbench/\u202egnp.exe"], ["key 'scenario'", "control character '\\u202e'"]),
         (["agent=react", "agent=random"], ["key 'agent' given twice", "'react'", "'random'"]),
         (["seed=1", "+seed=2"], ["key 'seed' given twice"]),
         (["temperature=nan"], ["temperature=nan", "finite"]),
