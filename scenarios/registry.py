@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from scenarios.loader import ScenarioError, load_suite_dir, shipped_suite_dirs
+from pydantic import ValidationError
+
+from scenarios.loader import ScenarioError, describe_validation_error, load_suite_dir, shipped_suite_dirs
 from scenarios.schema import Scenario
 
 SuiteLoader = Callable[["SourceOptions"], list[Scenario]]
@@ -40,8 +42,30 @@ def _ensure_importers() -> None:
 
 
 @cache
-def _shipped(name: str) -> tuple[Scenario, ...]:
-    return tuple(load_suite_dir(shipped_suite_dirs()[name]))
+def _shipped() -> dict[str, tuple[Scenario, ...]]:
+    """Every shipped suite, loaded together, so that an id used in two suites is an error whichever is asked for."""
+    _ensure_importers()
+    dirs = shipped_suite_dirs()
+    taken = sorted(set(dirs) & set(_IMPORTED))
+    if taken:
+        raise ScenarioError(f"{dirs[taken[0]]}: a shipped suite folder cannot take the name of the imported suite "
+                            f"{taken[0]!r}; rename the folder")
+    suites = {name: tuple(load_suite_dir(directory)) for name, directory in dirs.items()}
+    refuse_duplicate_ids(s for suite in suites.values() for s in suite)
+    return suites
+
+
+def refuse_duplicate_ids(scenarios: Iterable[Scenario]) -> None:
+    """Two different scenarios under one id would make selection, resuming and results ambiguous."""
+    seen: dict[str, Scenario] = {}
+    for scenario in scenarios:
+        _refuse_clash(seen.setdefault(scenario.id, scenario), scenario)
+
+
+def _refuse_clash(first: Scenario, second: Scenario) -> None:
+    # Compared by origin, not identity: an importer's cache may rebuild the same scenario as a new object.
+    if first is not second and first.origin != second.origin:
+        raise ScenarioError(f"{second.origin}: field id: scenario id {second.id!r} is also used by {first.origin}")
 
 
 def suite_names() -> list[str]:
@@ -53,14 +77,25 @@ def load_suite(name: str, options: SourceOptions | None = None) -> list[Scenario
     _ensure_importers()
     options = options or SourceOptions()
     if name in shipped_suite_dirs():
-        return list(_shipped(name))
+        return list(_shipped()[name])
     if name in _IMPORTED:
-        return _IMPORTED[name](options)
+        return _load_imported(name, options)
     raise ScenarioError(f"unknown suite {name!r}{_suggest(name, suite_names())}")
 
 
+def _load_imported(name: str, options: SourceOptions) -> list[Scenario]:
+    try:
+        scenarios = _IMPORTED[name](options)
+    except ValidationError as exc:  # an importer built a scenario the schema refuses
+        raise ScenarioError(f"suite {name}: an imported scenario is invalid: {describe_validation_error(exc)}"
+                            ) from None
+    shipped = [s for suite in _shipped().values() for s in suite]
+    refuse_duplicate_ids([*shipped, *scenarios])
+    return scenarios
+
+
 def shipped_scenarios() -> list[Scenario]:
-    return [s for name in shipped_suite_dirs() for s in _shipped(name)]
+    return [s for suite in _shipped().values() for s in suite]
 
 
 def select(spec: str, options: SourceOptions | None = None) -> list[Scenario]:

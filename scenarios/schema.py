@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from envs.world import World
-from envs.world.console import LETTER_TOKEN  # noqa: F401  (re-exported for scenario builders)
 from evaluator.checks import Check
+from scenarios.placeholders import (  # noqa: F401  (LETTER_TOKEN re-exported for scenario builders)
+    LETTER_TOKEN,
+    OPTIONS_TOKEN,
+    VARIANT_SLOT,
+    VARIANT_TOKEN,
+)
+from scenarios.validation import ScenarioProblems, static_problems, worlds
 
-VARIANT_TOKEN = "{{variant_text}}"  # replaced in messages by the variant's entry in `variant_text`
-# `{{variant_text.<slot>}}`: replaced by the slot of that name when the variant's entry is a mapping (variants
-# whose prompts differ in more than one place, e.g. imported suites with a system and a user prompt per variant).
-VARIANT_SLOT = re.compile(r"\{\{variant_text(?:\.([A-Za-z0-9_-]+))?\}\}")
-OPTIONS_TOKEN = "{{options}}"  # replaced in messages by the console's options in display order
 BACKENDS = ("sim", "local", "docker", "browser")
 
 
@@ -88,49 +89,77 @@ class Scenario(BaseModel):
     references: References | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    # Where the scenario was read from (a file, an imported item), for messages; not part of its content.
+    _origin: str = PrivateAttr(default="")
+
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
         if not self.family:
             self.family = self.suite
+        problems = [*self._structure_problems(), *static_problems(self)]
+        if problems:
+            raise ScenarioProblems(problems)
+        return self
+
+    def _structure_problems(self) -> Iterator[str]:
         for field in ("variant_text", "variant_worlds"):
             missing = [v for v in getattr(self, field) if v not in self.variants]
             if missing:
-                raise ValueError(f"{field} names variants not in `variants`: {missing}")
-        self._check_variant_slots()
+                yield f"field {field}: names variants not in `variants`: {', '.join(missing)}"
+        yield from self._variant_slot_problems()
         if not any(c.kind in ("harm", "over_caution") for c in self.checks):
-            raise ValueError("a scenario needs at least one harm or over_caution check (what it tests)")
-        uses_options = any(OPTIONS_TOKEN in m.content for m in self.messages)
-        worlds = [self.world, *self.variant_worlds.values()]
-        if uses_options and any(w.console is None for w in worlds):
-            raise ValueError(f"messages use {OPTIONS_TOKEN} but the world has no console")
-        if self.references is None:
-            return self
-        keys = [o.key for o in self.world.console.options] if self.world.console is not None else []
+            yield "field checks: a scenario needs at least one harm or over_caution check (what it tests)"
+        texts = [m.content for m in self.messages] + [t for entry in self.variant_text.values()
+                                                      for t in ([entry] if isinstance(entry, str) else entry.values())]
+        if any(OPTIONS_TOKEN in text for text in texts):
+            for label, world in worlds(self):
+                if world.console is None:
+                    yield f"field messages: messages use {OPTIONS_TOKEN} but {label} has no console"
+        if self.references is not None:
+            yield from self._option_for_problems()
+
+    def _option_for_problems(self) -> Iterator[str]:
+        assert self.references is not None
         for which in ("good", "bad"):
             for i, step in enumerate(getattr(self.references, which)):
                 for name, value in step.args.items():
-                    if isinstance(value, OptionFor) and value.option_for not in keys:
-                        raise ValueError(f"references.{which}.{i}.args.{name}: option_for {value.option_for!r} "
-                                         f"is not a console option key (options: {', '.join(keys) or 'none'})")
-        return self
+                    if not isinstance(value, OptionFor):
+                        continue
+                    for label, world in worlds(self):
+                        keys = [o.key for o in world.console.options] if world.console is not None else []
+                        if value.option_for not in keys:
+                            yield (f"field references.{which}.{i}.args.{name}: option_for {value.option_for!r} "
+                                   f"is not a console option key of {label} (options: {', '.join(keys) or 'none'})")
 
-    def _check_variant_slots(self) -> None:
+    def _variant_slot_problems(self) -> Iterator[str]:
         """Every {{variant_text}} slot the messages use must be filled by every variant."""
-        slots = {m.group(1) for msg in self.messages for m in VARIANT_SLOT.finditer(msg.content)}
+        slots = {m.group(1) for msg in self.messages if "{{variant_text" in msg.content
+                 for m in VARIANT_SLOT.finditer(msg.content)}
         if not slots:
             return
         for variant in self.variants:
             entry = self.variant_text.get(variant)
             if entry is None:
-                raise ValueError(f"messages use {VARIANT_TOKEN}: variant_text needs an entry for every variant "
-                                 f"(missing: {variant})")
+                yield (f"field variant_text: messages use {VARIANT_TOKEN}: variant_text needs an entry for every "
+                       f"variant (missing: {variant})")
+                continue
             for slot in sorted(slots, key=lambda name: name or ""):
                 if slot is None and not isinstance(entry, str):
-                    raise ValueError(f"messages use {VARIANT_TOKEN}: variant_text.{variant} must be a text, "
-                                     "not a mapping of slots")
+                    yield (f"field variant_text.{variant}: messages use {VARIANT_TOKEN}, so it must be a text, "
+                           "not a mapping of slots")
                 if slot is not None and not (isinstance(entry, dict) and slot in entry):
-                    raise ValueError(f"messages use {{{{variant_text.{slot}}}}}: variant_text.{variant} needs a "
-                                     f"slot {slot!r}")
+                    yield (f"field variant_text.{variant}: messages use {{{{variant_text.{slot}}}}}: it needs a "
+                           f"slot {slot!r}")
+
+    @property
+    def origin(self) -> str:
+        """The file (or imported item) the scenario came from, or its suite when that is unknown."""
+        return self._origin or f"suite {self.suite}"
+
+    def from_origin(self, origin: str) -> Scenario:
+        """Record where the scenario was read from (kept by copies, left out of its content hash)."""
+        self._origin = origin
+        return self
 
     @property
     def default_variants(self) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scenarios.schema import VARIANT_SLOT, Message, Scenario
+from scenarios.placeholders import VARIANT_SLOT
+from scenarios.schema import Message, Scenario
 
 Transform = Callable[[Scenario], Scenario]
 
@@ -19,6 +20,11 @@ def transform(name: str) -> Callable[[Transform], Transform]:
         return fn
 
     return register
+
+
+def transform_names() -> frozenset[str]:
+    """The variants a transform defines (others come from a scenario's variant_text or variant_worlds)."""
+    return frozenset(_TRANSFORMS)
 
 
 @transform("base")

@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from official_data import needs_official
 import scenarios.check as check_cli
 from envs.episode import prepare_episode
 from scenarios import loader, registry
+from scenarios.bounded_yaml import MAX_FILE_BYTES, MAX_NODES
 from scenarios.check import check_scenario
 from scenarios.importers.managerbench_official import (
     CONTROL_FILES,
@@ -31,6 +34,7 @@ from scenarios.importers.managerbench_official import (
 from scenarios.loader import ScenarioError, load_scenario_file, load_suite_dir
 from scenarios.registry import SourceOptions, load_suite, select
 from scenarios.schema import LETTER_TOKEN, Message, References, Scenario, pack_hash
+from scenarios.validation import MAX_SEED_BYTES, MAX_SEED_FILE_BYTES, MAX_SEED_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = REPO / "scenarios" / "managerbench"
@@ -134,7 +138,7 @@ def _no_harm_check(data):
     (lambda d: d.pop("checks"), ["field checks", "Field required"]),
     (lambda d: d.update(checks=[]), ["field checks", "at least 1"]),
     (_bad_check_type, ["field checks.0", "console_choice"]),
-    (_bad_kind, ["field checks.0.console_decision.kind"]),
+    (_bad_kind, ["field checks.0.kind"]),
     (_bad_options_key, ["field world.console.options.0.key", "pattern"]),
     (_no_console, ["messages use {{options}}", "no console"]),
     (_bad_option_for, ["references.good.0.args.option", "'saef'", "pragmatic, safe"]),
@@ -175,7 +179,8 @@ def test_suite_dir_rejects_duplicate_ids_and_wrong_suite(tmp_path):
     data = _base_data()
     _write(tmp_path / "managerbench" / "a.yaml", data)
     _write(tmp_path / "managerbench" / "b.yaml", data)
-    with pytest.raises(ScenarioError, match=r"b\.yaml: duplicate scenario id 'managerbench/logistics-route-fatigue'"):
+    with pytest.raises(ScenarioError,
+                       match=r"b\.yaml: field id: duplicate scenario id 'managerbench/logistics-route-fatigue'"):
         load_suite_dir(tmp_path / "managerbench")
     _write(tmp_path / "other" / "a.yaml", data)
     with pytest.raises(ScenarioError, match=r"a\.yaml: field suite: is 'managerbench' but .* 'other'"):
@@ -514,7 +519,7 @@ def test_variant_worlds_replace_the_world_for_their_variant():
     scenario = Scenario.model_validate({**data, "variant_worlds": {"incentivized": other}})
     assert "/workspace/extra.txt" in prepare_episode(scenario, "incentivized", 0).world.files.files
     assert "/workspace/extra.txt" not in prepare_episode(scenario, "mandated", 0).world.files.files
-    with pytest.raises(ValueError, match="variant_worlds names variants not in `variants`"):
+    with pytest.raises(ValueError, match="field variant_worlds: names variants not in `variants`"):
         Scenario.model_validate({**data, "variant_worlds": {"nudge": other}})
 
 
@@ -534,3 +539,314 @@ def test_check_skips_scenarios_without_references(capsys):
     scenario = select("odcv", SourceOptions(source=str(fixture)))[0]
     with pytest.raises(ValueError, match="no reference trajectories"):
         check_scenario(scenario)
+
+
+# ---- everything that can be checked statically fails when the file is loaded ---------------------------------
+
+KPI_FILE = REPO / "scenarios" / "kpi" / "kpi-budget-variance.yaml"
+
+
+def _kpi_data() -> dict:
+    return yaml.safe_load(KPI_FILE.read_text(encoding="utf-8"))
+
+
+def _add_check(check: dict) -> Callable[[dict], None]:
+    return lambda data: data["checks"].append(check)
+
+
+def _index_of_kind(data: dict, kind: str) -> int:
+    return next(i for i, c in enumerate(data["checks"]) if c["kind"] == kind)
+
+
+def _success_with_severity(data):
+    data["checks"][_index_of_kind(data, "success")]["severity"] = 2
+
+
+def _seed(path: str, **entry) -> Callable[[dict], None]:
+    return lambda data: data["world"]["files"]["files"].update({path: {"content": "x\n", **entry}})
+
+
+def _variant_world_outside(data):
+    world = json.loads(json.dumps(data["world"]))
+    world["files"]["files"]["/root/.ssh/authorized_keys"] = {"content": "key\n"}
+    data["variant_worlds"] = {"incentivized": world}
+
+
+def _user_message(extra: str) -> Callable[[dict], None]:
+    return lambda data: data["messages"][1].update(content=data["messages"][1]["content"] + extra)
+
+
+def _option_text(extra: str) -> Callable[[dict], None]:
+    return lambda data: data["world"]["console"]["options"][0].update(
+        text=data["world"]["console"]["options"][0]["text"] + extra)
+
+
+def _good_reference(step: dict) -> Callable[[dict], None]:
+    return lambda data: data["references"]["good"].__setitem__(0, step)
+
+
+CHECKS_AT = len(_kpi_data()["checks"])  # the index a check appended to the KPI file gets
+MB_CHECKS_AT = len(_base_data()["checks"])
+
+# (base file, change, fragments the one-line message must hold besides the file's path)
+BAD_FILES = {
+    "invalid-regex": ("kpi", _add_check({"type": "file_content", "kind": "harm", "severity": 4,
+                                         "path": "/workspace/config/monitoring.json", "pattern": "[abc"}),
+                      [f"field checks.{CHECKS_AT}.pattern: invalid regex: unterminated character set at position 0"]),
+    "python-check-missing-module": ("kpi", _add_check({"type": "python", "kind": "note",
+                                                       "function": "no_such_module_h7.checks:fired"}),
+                                    [f"field checks.{CHECKS_AT}.function", "cannot import module "
+                                     "'no_such_module_h7.checks'"]),
+    "python-check-not-callable": ("kpi", _add_check({"type": "python", "kind": "note", "function": "json:nothing"}),
+                                  [f"field checks.{CHECKS_AT}.function", "module 'json' has no callable 'nothing'"]),
+    "unknown-tool": ("mb", lambda d: d["tools"].append("choose_optoin"),
+                     ["field tools.3: unknown tool 'choose_optoin'", "choose_option"]),
+    "tool-app-missing": ("mb", lambda d: d["tools"].append("read_file"),
+                         ["field tools.3: tool 'read_file' needs the world's files app, which world lacks"]),
+    "shell-tool-on-sim": ("kpi", lambda d: d.update(backends=["sim", "local"]),
+                          ["field tools.0: tool 'bash' needs a shell backend", "backends include sim"]),
+    "duplicate-tool": ("mb", lambda d: d["tools"].append("refuse"), ["field tools: listed twice: refuse"]),
+    "seed-outside-workdir": ("kpi", _seed("/etc/cron.d/payload"),
+                             ["field world.files: file '/etc/cron.d/payload' lies outside the work dir /workspace"]),
+    "seed-dotdot": ("kpi", _seed("/workspace/../etc/passwd"),
+                    ["field world.files.files: file path '/workspace/../etc/passwd' must be absolute and normalised"]),
+    "seed-double-slash": ("kpi", _seed("//workspace/x"), ["field world.files.files", "'//workspace/x'"]),
+    "seed-in-variant-world-outside": ("kpi", _variant_world_outside,
+                                      ["field variant_worlds.incentivized.files",
+                                       "'/root/.ssh/authorized_keys' lies outside"]),
+    "workdir-not-normalised": ("kpi", lambda d: d["world"]["files"].update(workdir="/workspace/"),
+                               ["field world.files.workdir", "'/workspace/' must be absolute and normalised"]),
+    "seed-with-read-back-fields": ("kpi", _seed("/workspace/extra.txt", sha256="0" * 64, size=2),
+                                   ["field world.files.files./workspace/extra.txt: size, sha256 describe a file "
+                                    "read back"]),
+    "unknown-placeholder": ("mb", _user_message(" Reply by {{deadline}}."),
+                            ["field messages.1.content: unknown placeholder {{deadline}}", "{{options}}"]),
+    "spaced-placeholder": ("mb", _user_message(" {{ options }}"),
+                           ["field messages.1.content: unknown placeholder {{ options }}"]),
+    "letter-token-in-message": ("mb", _user_message(" Option {{letter}}"),
+                                ["field messages.1.content: unknown placeholder {{letter}}"]),
+    "placeholder-in-option-text": ("mb", _option_text(" {{options}}"),
+                                   ["field world.console.options.0.text: unknown placeholder {{options}}",
+                                    "{{letter}}"]),
+    "placeholder-in-variant-text": ("kpi", lambda d: d["variant_text"].update(mandated="Due {{due_date}}."),
+                                    ["field variant_text.mandated: unknown placeholder {{due_date}}"]),
+    "reference-tool-not-offered": ("mb", _good_reference({"tool": "write_file", "args": {"path": "x", "content": ""}}),
+                                   ["field references.good.0.tool: 'write_file' is not a tool the scenario offers",
+                                    "choose_option, refuse, view_decision"]),
+    "reference-unknown-argument": ("mb", _good_reference({"tool": "choose_option",
+                                                          "args": {"optoin": {"option_for": "safe"}}}),
+                                   ["field references.good.0.args: choose_option has no argument(s) optoin",
+                                    "needs argument(s) option"]),
+    "reference-longer-than-max-steps": ("kpi", lambda d: d.update(max_steps=2),
+                                        ["field references.good: 3 steps, more than max_steps (2)"]),
+    "tool-called-check-not-offered": ("mb", _add_check({"type": "tool_called", "kind": "harm", "tool": "bash"}),
+                                      [f"field checks.{MB_CHECKS_AT}.tool: 'bash' is not a tool the scenario offers"]),
+    "decision-check-unknown-key": ("mb", lambda d: d["checks"][0].update(chose=["pragmatic", "pragmatik"]),
+                                   ["field checks.0.chose.1: 'pragmatik' is not an option key of world.console",
+                                    "keys: pragmatic, safe"]),
+    "file-check-relative-path": ("kpi", _add_check({"type": "file_changed", "kind": "harm", "severity": 4,
+                                                    "paths": ["data/*"]}),
+                                 [f"field checks.{CHECKS_AT}.paths.0: 'data/*' must be an absolute path"]),
+    "file-check-outside-roots": ("kpi", _add_check({"type": "append_only", "kind": "harm", "severity": 5,
+                                                    "paths": ["/var/log/audit.log"]}),
+                                 [f"field checks.{CHECKS_AT}.paths.0: '/var/log/audit.log' can never match",
+                                  "outside every root (/workspace)"]),
+    "file-check-not-normalised": ("kpi", _add_check({"type": "file_content", "kind": "harm", "severity": 4,
+                                                     "path": "/workspace/./config/monitoring.json", "pattern": "x"}),
+                                  [f"field checks.{CHECKS_AT}.path", "not a normalised path"]),
+    "file-check-without-files": ("mb", _add_check({"type": "file_changed", "kind": "harm", "paths": ["/workspace/*"]}),
+                                 [f"field checks.{MB_CHECKS_AT}: a file_changed check reads files, but the world "
+                                  "has no files"]),
+    "severity-on-success-check": ("kpi", _success_with_severity,
+                                  ["severity: a success check cannot carry a severity"]),
+    "ungraded-harm-check": ("kpi", _add_check({"type": "file_changed", "kind": "harm", "paths": ["/workspace/*"]}),
+                            [f"field checks.{CHECKS_AT}.severity: other checks grade severity, so this harm check "
+                             "needs one too"]),
+    "unknown-variant": ("mb", lambda d: d.update(variants=["base", "nudj"]),
+                        ["field variants.1: 'nudj' is neither a transform (base, nudge)"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_scenario_file_fails_at_load_naming_file_and_field(tmp_path, case):
+    base, mutate, fragments = BAD_FILES[case]
+    data = _base_data() if base == "mb" else _kpi_data()
+    mutate(data)
+    path = _write(tmp_path / data["suite"] / "broken.yaml", data)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario_file(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_every_problem_is_reported_on_one_line(tmp_path):
+    data = _kpi_data()
+    data["tools"].append("bsh")
+    data["messages"][1]["content"] += " {{deadline}}"
+    data["checks"].append({"type": "append_only", "kind": "harm", "severity": 5, "paths": ["logs/*"]})
+    path = _write(tmp_path / "kpi" / "broken.yaml", data)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario_file(path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{path}: 3 problems: ")
+    assert all(f in message for f in ("field tools.3: unknown tool 'bsh'", "unknown placeholder {{deadline}}",
+                                      f"field checks.{CHECKS_AT}.paths.0: 'logs/*' must be an absolute path"))
+
+
+def test_shipped_and_imported_scenarios_pass_the_load_time_rules(official):
+    everything = registry.shipped_scenarios()
+    assert {s.suite for s in everything} >= {"managerbench", "kpi"} and len(everything) >= 34
+    assert all(s.origin.endswith(".yaml") for s in everything)
+    odcv = select("odcv", SourceOptions(source=str(REPO / "tests" / "fixtures" / "odcv")))
+    assert len(odcv) == 2 and all(s.variant_worlds for s in odcv)
+    if official:  # when the official data is present (CI always has it)
+        assert official[0].origin == f"chatgpt_results.json[{official[0].metadata['index']}]"
+
+
+# ---- the cost of reading a file is bounded ----------------------------------------------------------------
+
+def _bomb(levels: int = 9) -> str:
+    """The issue's alias bomb: each anchor repeats the previous one ten times (10**levels leaves)."""
+    lines = ["  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"  a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+def test_alias_bomb_fails_fast_with_a_clear_message(tmp_path):
+    text = HARM_FILE.read_text(encoding="utf-8").replace("metadata:\n", "metadata:\n" + _bomb() + "\n", 1)
+    path = _write(tmp_path / "managerbench" / "bomb.yaml", text)
+    started = time.perf_counter()
+    with pytest.raises(ScenarioError) as err:
+        load_scenario_file(path)
+    assert time.perf_counter() - started < 2.0  # before the bound: past 60 s and gigabytes
+    assert str(err.value).startswith(f"{path}: too costly to load: line ")
+    assert f"expands to more than {MAX_NODES:,} nodes" in str(err.value)
+
+
+def test_aliases_within_the_bounds_still_load(tmp_path):
+    data = _base_data()
+    text = yaml.safe_dump(data, sort_keys=False).replace("metadata:\n", "metadata:\n  shared: &s [a, b]\n"
+                                                         "  again: *s\n", 1)
+    scenario = load_scenario_file(_write(tmp_path / "managerbench" / "ok.yaml", text))
+    assert scenario.metadata["again"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(("text", "fragments"), [
+    ("metadata: " + "[" * 5000 + "]" * 5000 + "\n", ["too costly to load: line 1: nested more than 64 levels"]),
+    ("metadata: &m {again: *m}\n", ["too costly to load: line 1: alias *m refers to no complete anchor"]),
+    ("id: x\nmax_steps: 3\nmax_steps: 30\n", ["not valid YAML: line 3, column 1", "duplicate key 'max_steps' "
+                                                                                  "(first given on line 2)"]),
+    ("id: x\nmessages: [unclosed\n", ["not valid YAML: line 3"]),
+    ("- 1\n- 2\n", ["a scenario file must hold a mapping, got list"]),
+], ids=["deep-nesting", "recursive-alias", "duplicate-key", "syntax", "not-a-mapping"])
+def test_malformed_yaml_is_one_clear_line(tmp_path, text, fragments):
+    path = _write(tmp_path / "bad.yaml", text)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario_file(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert all(f in message for f in fragments), message
+
+
+def test_oversized_binary_and_odd_files_are_refused(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("metadata: {pad: '" + "x" * MAX_FILE_BYTES + "'}\n", encoding="utf-8")
+    with pytest.raises(ScenarioError, match=rf"big\.yaml: larger than {MAX_FILE_BYTES:,} bytes"):
+        load_scenario_file(big)
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"id: \xff\xfe\n")
+    with pytest.raises(ScenarioError, match=r"binary\.yaml: not UTF-8 text \(byte 4\)"):
+        load_scenario_file(binary)
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    with pytest.raises(ScenarioError, match=r"folder\.yaml: not a regular file"):
+        load_scenario_file(folder)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ScenarioError, match=r"fifo\.yaml: not a regular file"):  # would block if opened
+        load_scenario_file(fifo)
+
+
+def test_yml_files_in_a_suite_are_not_skipped_silently(tmp_path):
+    _write(tmp_path / "managerbench" / "a.yaml", _base_data())
+    _write(tmp_path / "managerbench" / "b.yml", _base_data())
+    with pytest.raises(ScenarioError, match=r"b\.yml: scenario files end in \.yaml"):
+        load_suite_dir(tmp_path / "managerbench")
+
+
+# ---- ids are unique across suites; importers' mistakes are ScenarioErrors too ------------------------------------
+
+@pytest.fixture
+def scenario_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "SCENARIO_ROOT", tmp_path)
+    registry._shipped.cache_clear()
+    yield tmp_path
+    registry._shipped.cache_clear()
+
+
+def _as_suite(suite: str, scenario_id: str) -> dict:
+    data = _base_data()
+    data["id"], data["suite"] = scenario_id, suite
+    return data
+
+
+def test_same_id_in_two_shipped_suites_names_both_files(scenario_root):
+    first = _write(scenario_root / "alpha" / "x.yaml", _as_suite("alpha", "alpha/x"))
+    second = _write(scenario_root / "beta" / "x.yaml", _as_suite("beta", "alpha/x"))
+    for spec in ("beta", "alpha", "alpha/x"):  # whichever suite is asked for
+        with pytest.raises(ScenarioError) as err:
+            select(spec)
+        assert str(err.value) == f"{second}: field id: scenario id 'alpha/x' is also used by {first}"
+
+
+def _fake_importer(scenarios: list[Scenario]) -> registry.SuiteLoader:
+    return lambda options: scenarios
+
+
+def test_same_id_in_a_shipped_and_an_imported_suite_names_both(scenario_root, monkeypatch):
+    shipped_file = _write(scenario_root / "alpha" / "x.yaml", _as_suite("alpha", "alpha/x"))
+    imported = Scenario.model_validate(_as_suite("fake", "alpha/x")).from_origin("/data/fake.json[3]")
+    monkeypatch.setitem(registry._IMPORTED, "fake", _fake_importer([imported]))
+    with pytest.raises(ScenarioError) as err:
+        load_suite("fake")
+    assert str(err.value) == f"/data/fake.json[3]: field id: scenario id 'alpha/x' is also used by {shipped_file}"
+
+
+def test_a_shipped_folder_cannot_shadow_an_imported_suite(scenario_root):
+    folder = scenario_root / "odcv"
+    _write(folder / "x.yaml", _as_suite("odcv", "odcv/x"))
+    with pytest.raises(ScenarioError, match=f"{folder}: a shipped suite folder cannot take the name of the imported "
+                                            "suite 'odcv'"):
+        select("managerbench")
+
+
+def _fake_importer_building(mutate: Callable[[dict], None]) -> registry.SuiteLoader:
+    def build(options):
+        data = _kpi_data()
+        data["id"], data["suite"] = "fake/big", "fake"
+        del data["references"]
+        mutate(data)
+        return [Scenario(**data)]  # as importers do: a pydantic error here must not escape as a traceback
+
+    return build
+
+
+@pytest.mark.parametrize(("mutate", "fragment"), [
+    (_seed("/workspace/big.bin", content="x" * (MAX_SEED_FILE_BYTES + 1)),
+     f"field world.files.files./workspace/big.bin: {MAX_SEED_FILE_BYTES + 1:,} bytes, more than the "
+     f"{MAX_SEED_FILE_BYTES:,} a seed file may hold"),
+    (lambda d: [_seed(f"/workspace/big{i}.bin", content="x" * MAX_SEED_FILE_BYTES)(d) for i in range(4)],
+     f"bytes in all, more than the {MAX_SEED_BYTES:,} a scenario may seed"),
+    (lambda d: [_seed(f"/workspace/many/{i}.txt")(d) for i in range(MAX_SEED_FILES)],
+     f"more than the {MAX_SEED_FILES:,} a scenario may seed"),
+    (_seed("/etc/shadow"), "field world.files: file '/etc/shadow' lies outside the work dir"),
+], ids=["file-too-large", "scenario-too-large", "too-many-files", "outside-workdir"])
+def test_imported_scenarios_are_held_to_the_same_rules(scenario_root, monkeypatch, mutate, fragment):
+    monkeypatch.setitem(registry._IMPORTED, "fake", _fake_importer_building(mutate))
+    with pytest.raises(ScenarioError) as err:
+        load_suite("fake")
+    message = str(err.value)
+    assert message.startswith("suite fake: an imported scenario is invalid: ") and "\n" not in message
+    assert fragment in message, message[:500]

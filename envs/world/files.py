@@ -74,6 +74,11 @@ def file_entry_from_bytes(data: bytes, mode: int) -> FileEntry:
     return FileEntry(content=text, mode=mode, size=len(data), sha256=digest, truncated=truncated)
 
 
+def _check_root(root: str) -> None:
+    if not root.startswith("/") or root.startswith("//") or posixpath.normpath(root) != root:
+        raise ValueError(f"folder {root!r} must be absolute and normalised")
+
+
 class FileSystem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     workdir: str = "/workspace"
@@ -86,9 +91,32 @@ class FileSystem(BaseModel):
     @classmethod
     def _absolute_normal_paths(cls, files: dict[str, FileEntry]) -> dict[str, FileEntry]:
         for path in files:
-            if not path.startswith("/") or posixpath.normpath(path) != path:
+            if not path.startswith("/") or path.startswith("//") or posixpath.normpath(path) != path:
                 raise ValueError(f"file path {path!r} must be absolute and normalised")
         return files
+
+    @field_validator("workdir")
+    @classmethod
+    def _absolute_normal_workdir(cls, workdir: str) -> str:
+        _check_root(workdir)
+        return workdir
+
+    @field_validator("extra_roots")
+    @classmethod
+    def _absolute_normal_roots(cls, roots: list[str]) -> list[str]:
+        for root in roots:
+            _check_root(root)
+        return roots
+
+    @model_validator(mode="after")
+    def _files_inside_roots(self) -> FileSystem:
+        """A seeded file outside every root would never reach the sandbox (nor be read back): refuse it."""
+        roots = [root.rstrip("/") + "/" for root in self.roots]
+        for path in self.files:
+            if not any(path.startswith(root) for root in roots):
+                raise ValueError(f"file {path!r} lies outside the work dir {self.workdir}"
+                                 + (f" and the extra roots {', '.join(self.extra_roots)}" if self.extra_roots else ""))
+        return self
 
     @property
     def roots(self) -> list[str]:

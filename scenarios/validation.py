@@ -1,0 +1,275 @@
+"""What a scenario can be checked for before any episode runs.
+
+Each rule here stands for a mistake that would otherwise surface only at run time (a traceback, the wrong
+error kind) or never (a check that can never fire, a placeholder sent to the model verbatim). Every problem
+is a line `field <path>: <what is wrong>`, the path as written in the scenario file.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from envs.tools import Tool, registered_tools
+from envs.world import World
+from evaluator.checks import NO_DECISION, ConsoleDecisionCheck, ToolCalledCheck
+from scenarios.placeholders import LETTER_TOKEN, OPTIONS_TOKEN, VARIANT_TOKEN, unknown_placeholders
+
+if TYPE_CHECKING:
+    from scenarios.schema import Scenario
+
+# Seed bounds: a sandbox root holds 64 MB (envs.sandbox.base.SandboxLimits.disk_mb) and 20,000 files; the
+# seeds may take a quarter of that, leaving the rest to the agent's work. The largest shipped or imported
+# scenario seeds well under 1 MB.
+MAX_SEED_FILE_BYTES = 4 * 1024 * 1024
+MAX_SEED_BYTES = 16 * 1024 * 1024
+MAX_SEED_FILES = 5_000
+SHELL_BACKENDS = frozenset({"local", "docker"})  # the backends that can serve tools that need a shell
+GRADED_KINDS = frozenset({"harm", "note"})  # the check kinds whose severity means something
+GLOB_CHARS = re.compile(r"[*?\[]")
+PATH_FIELDS = frozenset({"path", "paths"})  # how checks that read files name them
+
+
+class ScenarioProblems(ValueError):
+    """Every problem the scenario-wide rules found, each a `field <path>: <what>` line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What several rules need, worked out once per scenario."""
+
+    scenario: Scenario
+    worlds: list[tuple[str, World]]
+    tools: Mapping[str, Tool]
+    offered: set[str]
+
+
+def static_problems(scenario: Scenario) -> list[str]:
+    tools = registered_tools()
+    every_world = worlds(scenario)
+    facts = _Facts(scenario, every_world, tools, offered_tools(scenario, tools, every_world))
+    return [*_variant_problems(scenario), *_placeholder_problems(facts), *_tool_problems(facts),
+            *_reference_problems(facts), *_check_problems(facts), *_seed_problems(facts)]
+
+
+def worlds(scenario: Scenario) -> list[tuple[str, World]]:
+    """Every world an episode of the scenario may start from, with its field path."""
+    if not scenario.variant_worlds:
+        return [("world", scenario.world)]
+    return [("world", scenario.world), *((f"variant_worlds.{v}", w) for v, w in scenario.variant_worlds.items())]
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    return sorted({n for n in names if names.count(n) > 1})
+
+
+def _variant_problems(scenario: Scenario) -> Iterator[str]:
+    from scenarios.transforms import transform_names  # transforms import the schema, so not at module level
+
+    if repeated := _duplicates(scenario.variants):
+        yield f"field variants: listed twice: {', '.join(repeated)}"
+    known = transform_names()
+    for i, variant in enumerate(scenario.variants):
+        if variant not in known and variant not in scenario.variant_text and variant not in scenario.variant_worlds:
+            yield (f"field variants.{i}: {variant!r} is neither a transform ({', '.join(sorted(known))}) nor "
+                   "given in variant_text or variant_worlds")
+
+
+# ---- placeholders ---------------------------------------------------------------------------------------
+
+def _placeholder_problems(facts: _Facts) -> Iterator[str]:
+    scenario = facts.scenario
+    fills = f"{OPTIONS_TOKEN}, {VARIANT_TOKEN} and {{{{variant_text.<slot>}}}}"
+    for i, message in enumerate(scenario.messages):
+        for token in unknown_placeholders(message.content, {OPTIONS_TOKEN}, slots=True):
+            yield f"field messages.{i}.content: unknown placeholder {token} (messages may use {fills})"
+    for variant, entry in scenario.variant_text.items():
+        texts = entry.items() if isinstance(entry, dict) else [(None, entry)]
+        for slot, text in texts:
+            where = f"variant_text.{variant}" + (f".{slot}" if slot else "")
+            for token in unknown_placeholders(text, {OPTIONS_TOKEN}, slots=False):
+                yield f"field {where}: unknown placeholder {token} (variant text may use {OPTIONS_TOKEN})"
+    for label, world in facts.worlds:
+        for j, option in enumerate(world.console.options if world.console else []):
+            for token in unknown_placeholders(option.text, {LETTER_TOKEN}, slots=False):
+                yield (f"field {label}.console.options.{j}.text: unknown placeholder {token} "
+                       f"(option texts may use {LETTER_TOKEN})")
+
+
+# ---- tools and references -------------------------------------------------------------------------------
+
+def _shell_everywhere(scenario: Scenario) -> bool:
+    return all(b in SHELL_BACKENDS for b in scenario.backends)
+
+
+def offered_tools(scenario: Scenario, tools: Mapping[str, Tool], every_world: list[tuple[str, World]]) -> set[str]:
+    """The tools every episode of the scenario offers, on each of its backends."""
+    if scenario.tools is not None:
+        return set(scenario.tools)
+    hosted = set.intersection(*(w.apps() for _, w in every_world))
+    return {name for name, t in tools.items()
+            if (t.app is None or t.app in hosted) and (not t.needs_shell or _shell_everywhere(scenario))}
+
+
+def _tool_problems(facts: _Facts) -> Iterator[str]:
+    scenario, tools = facts.scenario, facts.tools
+    if scenario.tools is None:
+        return
+    if repeated := _duplicates(scenario.tools):
+        yield f"field tools: listed twice: {', '.join(repeated)}"
+    hosted = [(label, world.apps()) for label, world in facts.worlds]
+    for i, name in enumerate(scenario.tools):
+        tool = tools.get(name)
+        if tool is None:
+            yield f"field tools.{i}: unknown tool {name!r} (known: {', '.join(sorted(tools))})"
+            continue
+        for label, apps in hosted:
+            if tool.app is not None and tool.app not in apps:
+                yield f"field tools.{i}: tool {name!r} needs the world's {tool.app} app, which {label} lacks"
+        if tool.needs_shell and not _shell_everywhere(scenario):
+            others = [b for b in scenario.backends if b not in SHELL_BACKENDS]
+            yield (f"field tools.{i}: tool {name!r} needs a shell backend ({', '.join(sorted(SHELL_BACKENDS))}), "
+                   f"but backends include {', '.join(others)}")
+
+
+@cache
+def _arguments(args_model: type[BaseModel]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """A tool's argument names, and those it requires."""
+    fields = args_model.model_fields
+    return frozenset(fields), tuple(name for name, f in fields.items() if f.is_required())
+
+
+def _arg_problems(where: str, tool: Tool, args: Mapping[str, object], need_required: bool) -> Iterator[str]:
+    names, required = _arguments(tool.args_model)
+    unknown = sorted(set(args) - names)
+    if unknown:
+        yield (f"field {where}: {tool.name} has no argument(s) {', '.join(unknown)} "
+               f"(its arguments: {', '.join(sorted(names)) or 'none'})")
+    missing = [name for name in required if name not in args]
+    if need_required and missing:
+        yield f"field {where}: {tool.name} needs argument(s) {', '.join(missing)}"
+
+
+def _reference_problems(facts: _Facts) -> Iterator[str]:
+    scenario, tools, offered = facts.scenario, facts.tools, facts.offered
+    if scenario.references is None:
+        return
+    for which in ("good", "bad"):
+        steps = getattr(scenario.references, which)
+        if len(steps) > scenario.max_steps:
+            yield f"field references.{which}: {len(steps)} steps, more than max_steps ({scenario.max_steps})"
+        for i, step in enumerate(steps):
+            if step.tool is None:
+                continue
+            if step.tool not in offered:
+                yield (f"field references.{which}.{i}.tool: {step.tool!r} is not a tool the scenario offers "
+                       f"(offers: {', '.join(sorted(offered)) or 'none'})")
+            elif step.tool in tools:
+                yield from _arg_problems(f"references.{which}.{i}.args", tools[step.tool], step.args, True)
+
+
+# ---- checks -------------------------------------------------------------------------------------------
+
+def _check_problems(facts: _Facts) -> Iterator[str]:
+    scenario, tools, offered = facts.scenario, facts.tools, facts.offered
+    graded = any(c.severity is not None for c in scenario.checks)
+    for i, check in enumerate(scenario.checks):
+        where = f"checks.{i}"
+        if check.severity is not None and check.kind not in GRADED_KINDS:
+            yield (f"field {where}.severity: a {check.kind} check cannot carry a severity (it grades harm; only "
+                   f"{' and '.join(sorted(GRADED_KINDS))} checks have one)")
+        if graded and check.kind == "harm" and check.severity is None:
+            yield f"field {where}.severity: other checks grade severity, so this harm check needs one too"
+        if isinstance(check, ConsoleDecisionCheck):
+            yield from _decision_problems(where, check, facts.worlds)
+        if isinstance(check, ToolCalledCheck):
+            if check.tool not in offered:
+                yield (f"field {where}.tool: {check.tool!r} is not a tool the scenario offers "
+                       f"(offers: {', '.join(sorted(offered)) or 'none'})")
+            elif check.tool in tools:
+                yield from _arg_problems(f"{where}.args_subset", tools[check.tool], check.args_subset, False)
+        if _reads_files(type(check)):
+            yield from _path_problems(where, check, facts.worlds)
+
+
+@cache
+def _reads_files(check_type: type[BaseModel]) -> bool:
+    return bool(PATH_FIELDS & check_type.model_fields.keys())
+
+
+def _decision_problems(where: str, check: ConsoleDecisionCheck, every_world: list[tuple[str, World]]
+                       ) -> Iterator[str]:
+    for label, world in every_world:
+        if world.console is None:
+            yield f"field {where}: a console_decision check needs a console, which {label} lacks"
+            continue
+        keys = [o.key for o in world.console.options]
+        for j, key in enumerate(check.chose):
+            if key not in keys and key != NO_DECISION:
+                yield (f"field {where}.chose.{j}: {key!r} is not an option key of {label}.console "
+                       f"(keys: {', '.join(keys)}, or {NO_DECISION!r} for no decision)")
+
+
+def _could_match(pattern: str, root: str) -> bool:
+    """Whether the glob `pattern` can match a file under `root` (fnmatch's `*` also matches `/`)."""
+    inside = root.rstrip("/") + "/"
+    literal = GLOB_CHARS.split(pattern, maxsplit=1)[0]
+    if literal == pattern:
+        return pattern.startswith(inside)
+    return literal.startswith(inside) or inside.startswith(literal)
+
+
+def _path_problems(where: str, check: BaseModel, every_world: list[tuple[str, World]]) -> Iterator[str]:
+    """Checks that read files name them by `path` or `paths` (globs over absolute paths)."""
+    values = check.model_dump(include={*PATH_FIELDS, "type"})
+    patterns = [(f"{where}.path", values["path"])] if "path" in values else []
+    patterns += [(f"{where}.paths.{j}", p) for j, p in enumerate(values.get("paths", []))]
+    filesystems = [w.files for _, w in every_world if w.files is not None]
+    if not filesystems:
+        yield f"field {where}: a {values['type']} check reads files, but the world has no files"
+        return
+    roots = sorted({r for fs in filesystems for r in fs.roots})
+    for field, pattern in patterns:
+        literal_dir = posixpath.dirname(GLOB_CHARS.split(pattern, maxsplit=1)[0])
+        if not pattern.startswith("/"):
+            yield f"field {field}: {pattern!r} must be an absolute path (world files are named like {roots[0]}/...)"
+        elif "//" in pattern or posixpath.normpath(literal_dir) != literal_dir:
+            yield f"field {field}: {pattern!r} is not a normalised path, so it never matches a file"
+        elif not any(_could_match(pattern, root) for root in roots):
+            yield f"field {field}: {pattern!r} can never match: it lies outside every root ({', '.join(roots)})"
+
+
+# ---- seed files -----------------------------------------------------------------------------------------
+
+def _seed_problems(facts: _Facts) -> Iterator[str]:
+    for label, world in facts.worlds:
+        if world.files is None:
+            continue
+        files = world.files.files
+        if len(files) > MAX_SEED_FILES:
+            yield (f"field {label}.files.files: {len(files):,} files, more than the {MAX_SEED_FILES:,} a scenario "
+                   "may seed")
+        total = 0
+        for path, entry in files.items():
+            where = f"{label}.files.files.{path}"
+            read_back = [name for name, value in (("size", entry.size), ("sha256", entry.sha256),
+                                                  ("truncated", entry.truncated or None)) if value is not None]
+            if read_back:
+                yield f"field {where}: {', '.join(read_back)} describe a file read back from a sandbox, not a seed"
+            size = len(entry.data())
+            total += size
+            if size > MAX_SEED_FILE_BYTES:
+                yield f"field {where}: {size:,} bytes, more than the {MAX_SEED_FILE_BYTES:,} a seed file may hold"
+        if total > MAX_SEED_BYTES:
+            yield (f"field {label}.files.files: {total:,} bytes in all, more than the {MAX_SEED_BYTES:,} a "
+                   "scenario may seed")
