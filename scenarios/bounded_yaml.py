@@ -96,6 +96,15 @@ def check_cost(text: str) -> None:
 
 
 class _NoDuplicateKeysLoader(_BaseLoader):  # type: ignore[valid-type, misc]
+    def construct_object(self, node, deep=False):  # type: ignore[no-untyped-def]
+        """A value YAML's rules cannot turn into Python (e.g. a 5,000-digit int, the date 2026-13-45) is a YAML
+        error at its line, not a bare ValueError."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read this {node.tag.rsplit(':', 1)[-1]} "
+                                                    f"value: {exc}", node.start_mark) from None
+
     def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
         first_line: dict[str, int] = {}
         for key_node, _ in node.value:

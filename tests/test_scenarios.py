@@ -740,7 +740,9 @@ def test_aliases_within_the_bounds_still_load(tmp_path):
                                                                                   "(first given on line 2)"]),
     ("id: x\nmessages: [unclosed\n", ["not valid YAML: line 3"]),
     ("- 1\n- 2\n", ["a scenario file must hold a mapping, got list"]),
-], ids=["deep-nesting", "recursive-alias", "duplicate-key", "syntax", "not-a-mapping"])
+    ("id: x\nmax_steps: " + "9" * 5000 + "\n", ["not valid YAML: line 2, column 12: cannot read this int value"]),
+    ("id: x\nmetadata: {when: 2026-13-45}\n", ["not valid YAML: line 2", "timestamp value: month must be in 1..12"]),
+], ids=["deep-nesting", "recursive-alias", "duplicate-key", "syntax", "not-a-mapping", "huge-int", "bad-date"])
 def test_malformed_yaml_is_one_clear_line(tmp_path, text, fragments):
     path = _write(tmp_path / "bad.yaml", text)
     with pytest.raises(ScenarioError) as err:
