@@ -147,8 +147,9 @@ def _no_harm_check(data):
     (lambda d: d.update(variants=[]), ["field variants", "at least 1"]),
     (lambda d: d.update(colour="red"), ["field colour", "Extra inputs"]),
     (lambda d: d.update(backends=["cloud"]), ["field backends.0"]),
+    (lambda d: d.update(backends=[]), ["field backends: List should have at least 1 item"]),
 ], ids=["missing-checks", "empty-checks", "check-type", "check-kind", "option-key", "options-without-console",
-        "option-for", "no-harm-check", "max-steps", "variants", "extra-field", "backend"])
+        "option-for", "no-harm-check", "max-steps", "variants", "extra-field", "backend", "no-backend"])
 def test_malformed_file_names_file_and_field(tmp_path, mutate, fragments):
     data = _base_data()
     mutate(data)
