@@ -90,9 +90,9 @@ def test_install_builds_a_venv_with_only_python3_on_path_and_reuses_it(tmp_path)
     venv_python = repo / ".venv" / "bin" / "python"
     assert f"done: {repo}/.venv" in first.stderr
     probe = subprocess.run([str(venv_python), "-c", "import envs, sys; print(envs.__file__); print(sys.prefix)"],
-                           capture_output=True, text=True, check=True, env={**os.environ, "PATH": path})
+                           cwd=tmp_path, capture_output=True, text=True, check=True, env={**os.environ, "PATH": path})
     package_file, prefix = probe.stdout.split()
-    assert Path(package_file).is_relative_to(repo)  # editable: the copy's own code
+    assert Path(package_file).is_relative_to(repo)  # editable: the copy's own code (cwd is not on the way)
     assert Path(prefix) == repo / ".venv"
     for tool in ("pytest", "ruff"):  # the dev extras
         subprocess.run([str(venv_python), "-m", tool, "--version"], capture_output=True, check=True)
