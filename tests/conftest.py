@@ -30,3 +30,13 @@ def docker_engine():
     ensure_base_image(client)
     yield client
     client.close()
+
+
+@pytest.fixture
+def docker_provider(docker_engine):
+    """A Docker provider of the test's own, so its containers can be told apart from the shared one's."""
+    from envs.sandbox.docker import DockerProvider
+
+    own = DockerProvider()
+    yield own
+    own.shutdown()

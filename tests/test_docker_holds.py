@@ -15,7 +15,6 @@ import pytest
 from envs.env import SafetyEnv
 from envs.sandbox import SandboxLimits, SandboxSpec
 from envs.sandbox.base import MAX_COMMAND_BYTES, MAX_FILES_PER_ROOT
-from envs.sandbox.docker import DockerProvider
 from envs.world import FileEntry, FileSystem, World
 from evaluator.checks import FileChangedCheck
 from scenarios.schema import Message, References, ReferenceStep, Scenario
@@ -60,10 +59,8 @@ def engine(docker_engine):
 
 
 @pytest.fixture
-def provider():
-    own = DockerProvider()
-    yield own
-    own.shutdown()
+def provider(docker_provider):
+    return docker_provider
 
 
 def processes(api, sandbox) -> set[str]:

@@ -31,11 +31,8 @@ def engine(docker_engine):
 
 
 @pytest.fixture
-def provider():
-    """A provider of the test's own, so its containers can be told apart from the shared one's."""
-    own = DockerProvider()
-    yield own
-    own.shutdown()
+def provider(docker_provider):
+    return docker_provider
 
 
 def owned_by(client, pid: int) -> tuple[list, list]:

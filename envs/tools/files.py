@@ -18,21 +18,22 @@ MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
 
 
+def _within(text: str, what: str, limit: int) -> str:
+    """`text` with no NUL byte and at most `limit` UTF-8 bytes (counted cheaply when it is clearly too long)."""
+    if "\x00" in text:
+        raise ValueError(f"the {what} contains a NUL byte")
+    size = len(text) if len(text) > limit else len(text.encode())
+    if size > limit:
+        raise ValueError(f"the {what} is {size} bytes (UTF-8); the limit is {limit} bytes")
+    return text
+
+
 def _runnable_command(command: str) -> str:
-    if "\x00" in command:
-        raise ValueError("the command contains a NUL byte, which bash cannot run")
-    size = len(command) if len(command) > MAX_COMMAND_BYTES else len(command.encode())
-    if size > MAX_COMMAND_BYTES:
-        raise ValueError(f"the command is {size} bytes (UTF-8); the limit is {MAX_COMMAND_BYTES} bytes")
-    return command
+    return _within(command, "command", MAX_COMMAND_BYTES)
 
 
 def _usable_path(path: str) -> str:
-    if "\x00" in path:
-        raise ValueError("the path contains a NUL byte")
-    size = len(path) if len(path) > MAX_PATH_BYTES else len(path.encode())
-    if size > MAX_PATH_BYTES:
-        raise ValueError(f"the path is {size} bytes (UTF-8); the limit is {MAX_PATH_BYTES}")
+    _within(path, "path", MAX_PATH_BYTES)
     longest = max((len(name.encode()) for name in path.split("/")), default=0)
     if longest > MAX_NAME_BYTES:
         raise ValueError(f"a name in the path is {longest} bytes (UTF-8); the limit is {MAX_NAME_BYTES}")
