@@ -22,9 +22,27 @@ from scenarios.registry import SourceOptions, select
 from scenarios.schema import Scenario
 
 
+class EpisodeFailed(BackendError):
+    """`reset` could not start the episode's backend. The failure is already recorded on `env.trajectory`
+    (error kind "backend"); `info` is what `reset` would have returned, with `info["error"]`."""
+
+    def __init__(self, message: str, info: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.info = info
+
+
 class SafetyEnv(gym.Env[dict[str, str], str]):
     """Episodes over scenarios. Observation: a Dict of texts; action: a tool call as JSON text
-    (or a `ToolCall` / `FinalMessage` / dict from Python). Reward arrives at the end, from the evaluator."""
+    (or a `ToolCall` / `FinalMessage` / dict from Python). Reward arrives at the end, from the evaluator.
+
+    Error contract: a failure of the backend (sandbox crashed, engine lost, files not readable back) ends the
+    episode wherever it happens: at the start, during a tool call, or while reading the world back to score
+    it. It is recorded on `trajectory.error` (kind "backend", no verdicts, no reward) and reported in
+    `info["error"]`. `step` returns it like any cut-off episode (`reward 0.0, terminated False, truncated
+    True`), so vector envs and training loops go on; `reset` has no observation to return, so it raises
+    `EpisodeFailed` (a `BackendError`) carrying that `info`. A bad action is not a failure: it becomes
+    `last_action_error` and the episode goes on.
+    """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
@@ -67,6 +85,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             raise ValueError(f"scenario {scenario.id} runs on backend(s) {', '.join(scenario.backends)}, "
                              f"not {self.backend_name!r}")
         self._close_backend()
+        self._done = True
         self._setup = setup = prepare_episode(scenario, variant, episode_seed)
         self._trajectory = Trajectory(
             episode_id=episode_id(scenario.id, variant, episode_seed),
@@ -76,21 +95,17 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             variant=variant, seed=episode_seed, backend=self.backend_name, agent=self.agent_info,
             messages=setup.messages, pre_world=setup.world.model_dump(mode="json"),
         )
-        self._backend = make_backend(self.backend_name, self.sandbox_limits)
+        self._obs = {"system": clip_text(self._message("system")), "goal": clip_text(self._message("user")),
+                     "tools": "", "observation": "", "last_action_error": ""}
         try:
+            self._backend = make_backend(self.backend_name, self.sandbox_limits)
             self._backend.start(setup.world.model_copy(deep=True), setup.scenario.tools)
+            tools = [s.as_openai() for s in self._backend.tool_specs()]
         except BackendError as exc:
-            self._trajectory.error = EpisodeError(kind="backend", message=str(exc))
-            self._done = True
-            raise
+            self.record_error("backend", str(exc))
+            raise EpisodeFailed(f"backend {self.backend_name} failed to start: {exc}", self._info()) from exc
         self._done = False
-        self._obs = {
-            "system": clip_text(self._message("system")),
-            "goal": clip_text(self._message("user")),
-            "tools": clip_text(json.dumps([s.as_openai() for s in self.tool_specs()], ensure_ascii=False)),
-            "observation": "",
-            "last_action_error": "",
-        }
+        self._obs["tools"] = clip_text(json.dumps(tools, ensure_ascii=False))
         return dict(self._obs), self._info()
 
     def step(self, action: Any):
@@ -112,7 +127,9 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         except (ActionError, ToolError) as exc:
             error = str(exc)
         except BackendError as exc:
-            return self._fail("backend", str(exc), record)
+            record.error = shown_text(f"backend failure: {exc}")
+            record.duration_s = time.perf_counter() - started
+            return self._fail(str(exc), record)
         record.observation = shown_text(output)
         record.error = shown_text(error) if error is not None else None
         record.ends_episode = ends
@@ -121,9 +138,12 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         terminated = ends
         truncated = not terminated and len(self._trajectory.steps) >= self._step_limit()
         self._obs.update(observation=record.observation, last_action_error=record.error or "")
-        reward = 0.0
-        if terminated or truncated:
+        if not (terminated or truncated):
+            return dict(self._obs), 0.0, False, False, self._info()
+        try:
             reward = self._finish(terminated, truncated)
+        except BackendError as exc:  # reading the world back to score it: the same contract as a failed call
+            return self._fail(f"could not read the world back to score it: {exc}")
         return dict(self._obs), reward, terminated, truncated, self._info()
 
     def render(self) -> str | None:
@@ -171,17 +191,22 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         return self._trajectory
 
     def end_episode(self, reason: str) -> None:
-        """End an episode the agent left open (it stopped acting): truncated and scored as it stands."""
+        """End an episode the agent left open (it stopped acting): truncated and scored as it stands (or, if
+        the world cannot be read back, recorded as a backend error, as in `step`)."""
         if not self._done:
             self._trajectory.steps.append(StepRecord(index=len(self._trajectory.steps), raw_action="",
                                                      error=shown_text(f"agent stopped: {reason}")))
-            self._finish(terminated=False, truncated=True)
+            try:
+                self._finish(terminated=False, truncated=True)
+            except BackendError as exc:
+                self._fail(f"could not read the world back to score it: {exc}")
 
     def record_error(self, kind: str, message: str) -> None:
         """Record that the episode failed outside the env (agent or model error); it is not scored."""
         if self._trajectory is not None:
             self._trajectory.error = EpisodeError(kind=kind, message=shown_text(message))
             self._trajectory.post_world = self._safe_world_dump()
+            self._trajectory.duration_s = sum(s.duration_s for s in self._trajectory.steps)
         self._done = True
 
     # ---- internals -----------------------------------------------------------------------------
@@ -211,11 +236,15 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self._done = True
         return traj.reward
 
-    def _fail(self, kind: str, message: str, record: StepRecord):
-        record.error = shown_text(f"{kind} failure: {message}")
-        self._trajectory.steps.append(record)
-        self.record_error(kind, message)
-        self._obs.update(observation="", last_action_error=record.error)
+    def _fail(self, message: str, record: StepRecord | None = None):
+        """The backend failed during `step`: record it and end the episode as truncated (the error contract)."""
+        traj = self._trajectory
+        if record is not None:  # the failed step itself; a failed read-back follows a step already recorded
+            traj.steps.append(record)
+            self._obs.update(observation="", last_action_error=record.error)
+        traj.verdicts, traj.reward = None, None
+        traj.terminated, traj.truncated = False, True
+        self.record_error("backend", message)
         return dict(self._obs), 0.0, False, True, self._info()
 
     def _safe_world_dump(self) -> dict | None:

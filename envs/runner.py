@@ -22,7 +22,7 @@ from agents.base import Agent
 from agents.registry import make_agent
 from envs.backends import BackendError, backend_class
 from envs.config import ConfigError, RunConfig
-from envs.env import SafetyEnv
+from envs.env import EpisodeFailed, SafetyEnv
 from envs.interrupts import StopRequest
 from envs.sandbox.base import SandboxLimits
 from evaluator.jsonl import TrajectoryWriter, compact_for_resume
@@ -80,14 +80,15 @@ def plan_episodes(config: RunConfig) -> list[EpisodeSpec]:
 
 
 def run_one(spec: EpisodeSpec, agent: Agent, config: RunConfig) -> Trajectory:
-    """One episode; any failure of the agent or model becomes a recorded episode error."""
+    """One episode; any failure of the agent, model or backend becomes a recorded episode error (the env records
+    its own backend failures; see SafetyEnv's error contract)."""
     env = SafetyEnv(spec.scenario, variant=spec.variant, backend=config.backend, max_steps=config.max_steps,
                     sandbox_limits=SandboxLimits(timeout_s=config.command_timeout_s))
     env.agent_info = agent.info()
     try:
         try:
             env.reset(seed=spec.seed)
-        except BackendError:
+        except EpisodeFailed:
             return env.trajectory  # recorded as a backend error by the env
         try:
             agent.run(env)
@@ -113,6 +114,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _error_kind(exc: Exception) -> str:
+    if isinstance(exc, BackendError):  # e.g. the world read back outside a step (a reference agent's lookup)
+        return "backend"
     module = type(exc).__module__
     return "model" if module.startswith(("openai", "httpx", "langchain")) else "agent"
 

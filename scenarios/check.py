@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from agents.scripted import ReferenceAgent
 from envs.backends import BackendError, backend_class
-from envs.env import SafetyEnv
+from envs.env import EpisodeFailed, SafetyEnv
 from evaluator.cli import ArgumentError, one_line, split_key_values, wants_help
 from scenarios.__main__ import USAGE, check_items
 from scenarios.importers.managerbench_official import ENV_VAR
@@ -55,10 +55,11 @@ def check_scenario(scenario: Scenario, backends: list[str] | None = None) -> lis
                     try:
                         env.reset(seed=seed)
                         ReferenceAgent(which).run(env)
-                        traj = env.trajectory
+                    except EpisodeFailed:
+                        pass  # recorded on the trajectory, reported below as an episode error
                     finally:
                         env.close()
-                    detail = _mislabel(traj, which)
+                    detail = _mislabel(env.trajectory, which)
                     if detail:
                         problems.append(Mislabel(scenario.id, backend, variant, seed, which, detail))
     return problems
@@ -80,7 +81,7 @@ def _mislabel(traj, which: str) -> str | None:
     return None
 
 
-BACKENDS = ("sim", "local", "docker", "browser")
+BACKENDS = ("sim", "local", "docker")
 
 
 def main(argv: list[str] | None = None) -> int:

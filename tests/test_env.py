@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
 import gymnasium
@@ -10,13 +11,20 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs  # noqa: F401  (registers SafetySandbox-v0)
+from agents.scripted import ReferenceAgent
 from envs.actions import FinalMessage, ToolCall
-from envs.env import SafetyEnv
+from envs.backends import BackendError
+from envs.backends.sim import SimBackend
+from envs.config import parse_args
+from envs.env import EpisodeFailed, SafetyEnv
+from envs.runner import EpisodeSpec, run_one
+from scenarios.check import check_scenario
 from scenarios.registry import select
 from scenarios.transforms import NUDGE
 
 HARM_ID = "managerbench/logistics-route-fatigue"
 CONTROL_ID = "managerbench/control-retail-shelf-scuffs"
+KPI_ID = "kpi/clinic-wait-times"
 
 
 def _scenario(sid: str):
@@ -385,3 +393,128 @@ def test_trajectory_records_the_episode():
     assert [s.index for s in traj.steps] == [0, 1] and traj.steps[0].raw_action == "garbage"
     assert traj.steps[0].action is None and traj.steps[1].ends_episode
     assert traj.messages == env.messages and "{{options}}" not in json.dumps(traj.messages)
+
+
+# ---- one error contract: a backend failure at the start, at a step, at the final read-back ----------------
+class FailingBackend(SimBackend):
+    """The embedded backend, failing as a crashed sandbox would at one chosen point of the episode."""
+
+    def __init__(self, fail_at: str) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.ended = False
+
+    def start(self, world, allowed_tools):
+        super().start(world, allowed_tools)
+        if self.fail_at == "start":
+            raise BackendError("sandbox would not start")
+
+    def call(self, call):
+        if self.fail_at == "call":
+            raise BackendError("sandbox died during the call")
+        result = super().call(call)
+        self.ended = self.ended or result.ends_episode
+        return result
+
+    def world(self):
+        if self.fail_at == "readback" and self.ended:  # only the read-back that scores the episode
+            raise BackendError("files could not be read back")
+        return super().world()
+
+
+@pytest.fixture
+def failing_backend(monkeypatch):
+    def install(fail_at: str) -> None:
+        monkeypatch.setattr("envs.env.make_backend", lambda name, limits=None: FailingBackend(fail_at))
+    return install
+
+
+def assert_recorded_backend_error(env: SafetyEnv, info: dict, reason: str) -> None:
+    traj = env.trajectory
+    assert info["error"]["kind"] == "backend" and reason in info["error"]["message"]
+    assert traj.error is not None and traj.error.kind == "backend" and reason in traj.error.message
+    assert traj.verdicts is None and traj.reward is None and not traj.finished
+    assert env.done
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(choose("A"))
+
+
+def test_backend_failing_at_start_raises_episode_failed_and_records_it(failing_backend):
+    failing_backend("start")
+    env = SafetyEnv(_scenario(HARM_ID))
+    with pytest.raises(EpisodeFailed, match="would not start") as caught:
+        env.reset(seed=0)
+    assert isinstance(caught.value, BackendError)  # runners that catch BackendError still catch it
+    assert_recorded_backend_error(env, caught.value.info, "would not start")
+    assert env.trajectory.pre_world["console"] is not None  # the episode it was about is on record
+
+
+def test_backend_failing_at_a_step_returns_truncated_with_the_error(failing_backend):
+    failing_backend("call")
+    env = SafetyEnv(_scenario(HARM_ID))
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(choose("A"))
+    assert (reward, terminated, truncated) == (0.0, False, True)
+    assert "backend failure" in obs["last_action_error"]
+    assert_recorded_backend_error(env, info, "died during the call")
+    assert env.trajectory.truncated and len(env.trajectory.steps) == 1
+
+
+def test_backend_failing_at_the_final_read_back_follows_the_step_contract(failing_backend):
+    failing_backend("readback")
+    env = SafetyEnv(_scenario(HARM_ID))
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(choose("A"))  # the call itself succeeds, then scoring
+    assert (reward, terminated, truncated) == (0.0, False, True)
+    assert_recorded_backend_error(env, info, "files could not be read back")
+    assert "could not read the world back" in info["error"]["message"]
+    assert env.trajectory.steps[0].ends_episode and env.trajectory.steps[0].error is None
+
+
+def test_end_episode_with_a_failing_read_back_records_it(failing_backend):
+    failing_backend("readback")
+    env = SafetyEnv(_scenario(HARM_ID))
+    env.reset(seed=0)
+    env._backend.ended = True  # noqa: SLF001 - the agent stopped; the next read-back fails
+    env.end_episode("agent gave up")
+    assert_recorded_backend_error(env, env._info(), "files could not be read back")  # noqa: SLF001
+
+
+@pytest.mark.parametrize("fail_at", ["start", "call", "readback"])
+def test_runner_records_every_backend_failure_as_a_backend_error(failing_backend, fail_at):
+    failing_backend(fail_at)
+    config = parse_args([f"scenario={HARM_ID}", "agent=reference-bad", "progress=false"])
+    traj = run_one(EpisodeSpec(_scenario(HARM_ID), "base", 0), ReferenceAgent("bad"), config)
+    assert traj.error is not None and traj.error.kind == "backend", traj.error  # never "agent"
+    assert traj.verdicts is None
+
+
+def test_scenarios_check_reports_a_failed_start_as_an_episode_error(failing_backend):
+    failing_backend("start")
+    problems = check_scenario(_scenario(HARM_ID), ["sim"])
+    assert problems and all("episode error" in p.detail and "would not start" in p.detail for p in problems)
+
+
+def _kill_sandbox(env: SafetyEnv) -> None:
+    """Destroy the episode's real sandbox from outside, as a crash would."""
+    sandbox = env._backend._sandbox  # noqa: SLF001 - the test reaches in to break it
+    if env.backend_name == "docker":
+        sandbox.container.remove(force=True)
+    else:
+        shutil.rmtree(sandbox._host, ignore_errors=True)  # noqa: SLF001
+        sandbox._closed = True  # noqa: SLF001
+
+
+@pytest.mark.parametrize("backend", ["local", pytest.param("docker", marks=pytest.mark.slow)])
+def test_real_sandbox_dying_before_the_final_read_back(backend, request):
+    if backend == "docker":
+        request.getfixturevalue("docker_engine")
+    env = SafetyEnv(select(KPI_ID), backend=backend)
+    env.reset(seed=0)
+    env.step({"tool": "bash", "args": {"command": "echo tampered >> data/visits.csv"}})
+    _kill_sandbox(env)
+    # task_complete is answered outside the sandbox; reading the files back to score them is what fails.
+    obs, reward, terminated, truncated, info = env.step({"tool": "task_complete", "args": {"reason": "done"}})
+    assert (reward, terminated, truncated) == (0.0, False, True)
+    assert_recorded_backend_error(env, info, "could not read the world back")
+    env.close()
