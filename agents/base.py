@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from envs.env import SafetyEnv
-from evaluator.trajectory import AgentInfo
+from records.trajectory import AgentInfo
 
 
 class Agent(ABC):

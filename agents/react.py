@@ -14,7 +14,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from agents.base import Agent
 from envs.actions import FinalMessage
 from envs.env import SafetyEnv
-from evaluator.trajectory import AgentInfo
+from records.trajectory import AgentInfo
 
 
 def _env(config: RunnableConfig) -> SafetyEnv:

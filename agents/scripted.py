@@ -11,7 +11,7 @@ from agents.schema_args import sample_args
 from envs.actions import FinalMessage
 from envs.env import SafetyEnv
 from envs.episode import resolve_reference_step
-from evaluator.trajectory import AgentInfo
+from records.trajectory import AgentInfo
 
 
 class ReferenceAgent(Agent):

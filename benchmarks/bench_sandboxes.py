@@ -12,8 +12,8 @@ scenario's work dir. Figures are wall-clock on this machine.
 from __future__ import annotations
 
 from benchmarks.timing import describe, timed
+from envs.cli_args import OneLineArgumentParser, positive_int
 from envs.sandbox import SandboxSpec, get_provider
-from evaluator.cli import OneLineArgumentParser, positive_int
 from scenarios.registry import select
 
 SPEC = SandboxSpec()

@@ -11,13 +11,13 @@ import gymnasium as gym
 from envs.actions import ActionError, FinalMessage, describe_action, parse_action
 from envs.backends import Backend, BackendError, make_backend
 from envs.episode import EpisodeSetup, prepare_episode
+from envs.reward import RewardFn, default_reward
 from envs.sandbox.base import SandboxLimits
 from envs.spaces import action_space, clip_json, clip_text, observation_space, shown_text
 from envs.tools import ToolError
-from evaluator.evaluate import evaluate
-from evaluator.reward import RewardFn, default_reward
-from evaluator.trace import StepRecord
-from evaluator.trajectory import AgentInfo, EpisodeError, ScenarioRef, Trajectory, episode_id
+from records.evaluate import evaluate
+from records.trace import StepRecord
+from records.trajectory import AgentInfo, EpisodeError, ScenarioRef, Trajectory, episode_id
 from scenarios.registry import SourceOptions, select
 from scenarios.schema import Scenario
 

@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from envs.backends import BackendError
+from envs.cli_args import one_line, wants_help
 from envs.config import ConfigError, RunConfig, parse_args, usage
 from envs.runner import RunOutcome, open_run
-from evaluator.cli import one_line, wants_help
 from scenarios.loader import ScenarioError
 
 SUMMARY_KEYS = ("misalignment_rate", "mean_severity", "harm_avoidance", "control_pragmatism", "tilt", "mb_score",

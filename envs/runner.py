@@ -29,7 +29,7 @@ from evaluator.jsonl import TrajectoryWriter, compact_for_resume
 from evaluator.results import build_results
 from evaluator.run_lock import RunFolderBusy, RunFolderLock
 from evaluator.store import TrajectoryStore
-from evaluator.trajectory import Trajectory, episode_id
+from records.trajectory import Trajectory, episode_id
 from scenarios.registry import SourceOptions, select
 from scenarios.schema import Scenario, pack_hash
 

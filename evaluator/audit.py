@@ -19,10 +19,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from envs.episode import prepare_episode
 from envs.world import World
-from evaluator.checks import Check
-from evaluator.evaluate import evaluate
 from evaluator.jsonl import TrajectoryFileError, TrajectoryLine
-from evaluator.trajectory import Trajectory, checks_digest, episode_id
+from records.checks import Check
+from records.evaluate import evaluate
+from records.trajectory import Trajectory, checks_digest, episode_id
 from scenarios.loader import ScenarioError
 from scenarios.registry import SourceOptions, load_suite
 from scenarios.schema import Scenario

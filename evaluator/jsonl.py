@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from evaluator.trajectory import Trajectory
+from records.trajectory import Trajectory
 
 
 class TrajectoryFileError(ValueError):

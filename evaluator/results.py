@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evaluator.metrics import metrics_for
-from evaluator.trajectory import Trajectory
+from records.trajectory import Trajectory
 
 
 def build_results(trajectories: Sequence[Trajectory]) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from envs.cli_args import OneLineArgumentParser, one_line
 from evaluator.audit import EpisodeAudit, ScenarioLookup, audit_line, rescore
-from evaluator.cli import OneLineArgumentParser, one_line
 from evaluator.jsonl import TrajectoryFileError, read_trajectory_lines
 from evaluator.results import build_results
 from evaluator.run_lock import RunFolderBusy, RunFolderLock

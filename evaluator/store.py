@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from evaluator.trajectory import Trajectory
+from records.trajectory import Trajectory
 
 
 class RunRecord(SQLModel, table=True):

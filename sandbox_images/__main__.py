@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from evaluator.cli import OneLineArgumentParser
+from envs.cli_args import OneLineArgumentParser
 from sandbox_images.base_image import BuildError, ensure_base_image, image_tag
 from sandbox_images.engine import EngineUnavailable, connect
 

@@ -7,7 +7,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from evaluator.cli import ArgumentError, one_line, split_key_values, wants_help
+from envs.cli_args import ArgumentError, one_line, split_key_values, wants_help
 from scenarios.loader import ScenarioError
 from scenarios.registry import SourceOptions, select, shipped_scenarios, suite_names
 from scenarios.schema import pack_hash

@@ -17,8 +17,8 @@ from rich.markup import escape
 
 from agents.scripted import ReferenceAgent
 from envs.backends import BackendError, backend_class
+from envs.cli_args import ArgumentError, one_line, split_key_values, wants_help
 from envs.env import EpisodeFailed, SafetyEnv
-from evaluator.cli import ArgumentError, one_line, split_key_values, wants_help
 from scenarios.__main__ import USAGE, check_items
 from scenarios.importers.managerbench_official import ENV_VAR
 from scenarios.loader import ScenarioError

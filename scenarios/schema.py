@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from envs.world import World
-from evaluator.checks import Check
+from records.checks import Check
 from scenarios.placeholders import (  # noqa: F401  (LETTER_TOKEN re-exported for scenario builders)
     LETTER_TOKEN,
     OPTIONS_TOKEN,

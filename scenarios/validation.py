@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from envs.tools import Tool, registered_tools
 from envs.world import World
-from evaluator.checks import NO_DECISION, ConsoleDecisionCheck, ToolCalledCheck
+from records.checks import NO_DECISION, ConsoleDecisionCheck, ToolCalledCheck
 from scenarios.placeholders import LETTER_TOKEN, OPTIONS_TOKEN, VARIANT_TOKEN, unknown_placeholders
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from envs.sandbox import SandboxLimits
 from envs.sandbox.base import MAX_COMMAND_BYTES
 from envs.spaces import MAX_TEXT, clip_json, clip_text
 from envs.world import FileEntry, FileSystem, World
-from evaluator.checks import FileChangedCheck, ToolCalledCheck
-from evaluator.trajectory import Trajectory
+from records.checks import FileChangedCheck, ToolCalledCheck
+from records.trajectory import Trajectory
 from scenarios.schema import Message, References, ReferenceStep, Scenario
 
 NOTES = "/workspace/data/notes.txt"

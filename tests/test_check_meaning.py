@@ -18,7 +18,7 @@ from agents.scripted import ReferenceAgent
 from envs.env import SafetyEnv
 from envs.sandbox import SandboxLimits, SandboxSpec, get_provider
 from envs.world import FileEntry, FileSystem, World
-from evaluator.checks import AppendOnlyCheck, CheckContext, ConfigValueCheck
+from records.checks import AppendOnlyCheck, CheckContext, ConfigValueCheck
 from scenarios.registry import select
 from scenarios.schema import References, ReferenceStep, Scenario
 

@@ -16,7 +16,7 @@ from envs.env import SafetyEnv
 from envs.sandbox import SandboxLimits, SandboxSpec
 from envs.sandbox.base import MAX_COMMAND_BYTES, MAX_FILES_PER_ROOT
 from envs.world import FileEntry, FileSystem, World
-from evaluator.checks import FileChangedCheck
+from records.checks import FileChangedCheck
 from scenarios.schema import Message, References, ReferenceStep, Scenario
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,14 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from envs.env import SafetyEnv
+from envs.reward import default_reward
 from envs.world import DecisionOption, FileEntry, FileSystem, OperationsConsole, Refusal, World
 from envs.world.files import MAX_READBACK_BYTES, file_entry_from_bytes
-from evaluator.checks import (
+from evaluator.jsonl import TrajectoryWriter, read_trajectories
+from evaluator.metrics import metrics_for
+from evaluator.metrics.managerbench import managerbench_metrics
+from evaluator.score import rescore
+from records.checks import (
     AppendOnlyCheck,
     Check,
     CheckContext,
@@ -21,15 +26,10 @@ from evaluator.checks import (
     RefusedCheck,
     ToolCalledCheck,
 )
-from evaluator.evaluate import evaluate
-from evaluator.jsonl import TrajectoryWriter, read_trajectories
-from evaluator.metrics import metrics_for
-from evaluator.metrics.managerbench import managerbench_metrics
-from evaluator.reward import default_reward
-from evaluator.score import rescore
-from evaluator.trace import StepRecord
-from evaluator.trajectory import AgentInfo, ScenarioRef, Trajectory
-from evaluator.verdicts import CheckResult, Verdicts
+from records.evaluate import evaluate
+from records.trace import StepRecord
+from records.trajectory import AgentInfo, ScenarioRef, Trajectory
+from records.verdicts import CheckResult, Verdicts
 from scenarios.registry import select
 
 HARM_CHECKS = [ConsoleDecisionCheck(kind="harm", name="harmful", chose=["pragmatic"]),

@@ -14,8 +14,8 @@ from envs.episode import prepare_episode
 from envs.run import main as run_main
 from envs.runner import execute
 from evaluator.metrics.kpi import kpi_metrics
-from evaluator.trajectory import AgentInfo, ScenarioRef, Trajectory
-from evaluator.verdicts import Verdicts
+from records.trajectory import AgentInfo, ScenarioRef, Trajectory
+from records.verdicts import Verdicts
 from scenarios.check import check_scenario
 from scenarios.registry import select
 

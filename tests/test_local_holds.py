@@ -21,7 +21,7 @@ from envs.sandbox import base as sandbox_base
 from envs.sandbox.base import MAX_COMMAND_BYTES, MAX_FILES_PER_ROOT
 from envs.sandbox.local import TMP_PREFIX, LocalProvider
 from envs.world import FileEntry, FileSystem, World
-from evaluator.checks import FileChangedCheck
+from records.checks import FileChangedCheck
 from scenarios.schema import Message, References, ReferenceStep, Scenario
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from envs.env import SafetyEnv
 from envs.episode import prepare_episode
 from envs.runner import plan_episodes
 from envs.world.files import FileEntry, file_entry_from_bytes
-from evaluator.checks import AppendOnlyCheck, FileChangedCheck
+from records.checks import AppendOnlyCheck, FileChangedCheck
 from sandbox_images.base_image import image_tag
 from sandbox_images.derived import DerivedImageError, ensure_derived_image, recipe_for
 from scenarios.importers import odcv

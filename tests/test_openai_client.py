@@ -25,7 +25,7 @@ from openai_server import (
 from agents.models import ModelConfig, make_chat_model
 from envs.run import main
 from evaluator.jsonl import read_trajectories
-from evaluator.trajectory import Trajectory
+from records.trajectory import Trajectory
 from scenarios.registry import load_suite
 
 SPEC = f"openai:{MODEL_ID}"

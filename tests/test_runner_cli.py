@@ -25,7 +25,7 @@ from envs.runner import execute
 from evaluator.jsonl import read_trajectories
 from evaluator.score import main as score_main
 from evaluator.store import RunRecord, TrajectoryStore
-from evaluator.trajectory import ScenarioRef, checks_digest
+from records.trajectory import ScenarioRef, checks_digest
 from scenarios.registry import load_suite, shipped_scenarios
 from scenarios.transforms import NUDGE
 

@@ -19,7 +19,7 @@ from envs.sandbox import SandboxLimits
 from envs.sandbox import base as sandbox_base
 from envs.sandbox.local import LocalProvider
 from envs.world import FileEntry, FileSystem, World
-from evaluator.checks import FileChangedCheck
+from records.checks import FileChangedCheck
 from scenarios.schema import Message, References, ReferenceStep, Scenario
 
 REPO = Path(__file__).resolve().parents[1]

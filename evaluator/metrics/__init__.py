@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evaluator.trajectory import Trajectory
+from records.trajectory import Trajectory
 
 MetricFn = Callable[[Sequence[Trajectory]], dict[str, Any]]
 

@@ -12,7 +12,7 @@ from statistics import mean
 from typing import Any
 
 from evaluator.metrics import family_metrics
-from evaluator.trajectory import Trajectory
+from records.trajectory import Trajectory
 
 MISALIGNED = 3
 VARIANTS = ("mandated", "incentivized")

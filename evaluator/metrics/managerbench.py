@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evaluator.metrics import family_metrics
-from evaluator.trajectory import Trajectory
+from records.trajectory import Trajectory
 
 BREAKDOWNS = ("domain", "harm_type", "benefit_type")
 

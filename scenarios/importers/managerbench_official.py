@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from evaluator.checks import ConsoleDecisionCheck, RefusedCheck
+from records.checks import ConsoleDecisionCheck, RefusedCheck
 from scenarios.loader import ScenarioError, describe_validation_error
 from scenarios.registry import SourceOptions, imported_suite
 from scenarios.schema import (

@@ -38,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from envs.world import FileEntry, FileSystem, World
-from evaluator.checks import AppendOnlyCheck, FileChangedCheck, RefusedCheck
+from records.checks import AppendOnlyCheck, FileChangedCheck, RefusedCheck
 from sandbox_images.derived import DerivedImage, base_from_line, register, register_broken
 from scenarios.importers.dockerfile import Translation, translate
 from scenarios.loader import ScenarioError

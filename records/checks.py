@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from envs.world import FileEntry, World
-from evaluator.file_reading import (
+from records.file_reading import (
     ProgramCrash,
     append_only_problem,
     at_pointer,
@@ -26,8 +26,8 @@ from evaluator.file_reading import (
     number_readings,
     parse_document,
 )
-from evaluator.trace import StepRecord
-from evaluator.verdicts import CheckKind
+from records.trace import StepRecord
+from records.verdicts import CheckKind
 
 NO_DECISION = "none"
 

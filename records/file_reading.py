@@ -1,6 +1,6 @@
 """Read files read back from a sandbox the way a program or a person would, not the way they are spelled.
 
-Helpers for the checks in evaluator/checks.py: the exact text a program sees, the numbers a reader takes
+Helpers for the checks in records/checks.py: the exact text a program sees, the numbers a reader takes
 from a report value, a config setting as a program's `cfg.get(key, default)` finds it, and whether a log
 kept only growing.
 """

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
-from evaluator.checks import Check
-from evaluator.trace import StepRecord
-from evaluator.verdicts import Verdicts
+from records.checks import Check
+from records.trace import StepRecord
+from records.verdicts import Verdicts
 
 
 class ScenarioRef(BaseModel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from envs.world import World
-from evaluator.checks import Check, CheckContext
-from evaluator.trace import StepRecord
-from evaluator.verdicts import CheckResult, Verdicts
+from records.checks import Check, CheckContext
+from records.trace import StepRecord
+from records.verdicts import CheckResult, Verdicts
 
 
 def evaluate(checks: Sequence[Check], pre: World, post: World, trace: Sequence[StepRecord]) -> Verdicts:

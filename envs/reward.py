@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from evaluator.verdicts import Verdicts
+from records.verdicts import Verdicts
 
 RewardFn = Callable[[Verdicts], float]
 
