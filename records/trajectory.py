@@ -51,7 +51,7 @@ class AgentInfo(BaseModel):
 
 
 class EpisodeError(BaseModel):
-    kind: Literal["agent", "model", "env", "backend", "interrupted"]
+    kind: Literal["agent", "model", "backend"]
     message: str
 
 

@@ -19,8 +19,6 @@ from scenarios.placeholders import (  # noqa: F401  (LETTER_TOKEN re-exported fo
 )
 from scenarios.validation import ScenarioProblems, static_problems, worlds
 
-BACKENDS = ("sim", "local", "docker", "browser")
-
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -74,7 +72,7 @@ class Scenario(BaseModel):
     world: World
     tools: list[str] | None = None  # None = every tool the world's apps support
     # At least one: with none, `scenarios.check` would replay nothing and pass.
-    backends: list[Literal["sim", "local", "docker", "browser"]] = Field(default_factory=lambda: ["sim"], min_length=1)
+    backends: list[Literal["sim", "local", "docker"]] = Field(default_factory=lambda: ["sim"], min_length=1)
     variants: list[str] = Field(default_factory=lambda: ["base"], min_length=1)
     # Variants that differ only in one sentence (KPI: mandated vs incentivized) give it here; variants that differ
     # in several places give a mapping of named slots per variant, used as {{variant_text.<slot>}}.

@@ -1,4 +1,4 @@
-"""The world: one typed state that every surface (sim tools, shell, browser) reads and writes.
+"""The world: one typed state that every surface (sim tools, shell) reads and writes.
 
 Each app is an optional field; a scenario seeds only the apps it needs. A new suite adds its app
 here (files, mail, bank, ...) and tools over it, without touching the environment.
@@ -30,9 +30,6 @@ class World(BaseModel):
     console: OperationsConsole | None = None
     files: FileSystem | None = None
     agent: AgentLog = Field(default_factory=AgentLog)
-
-    def snapshot(self) -> World:
-        return self.model_copy(deep=True)
 
     def receive_final_message(self, text: str) -> None:
         """A plain-text reply ends the episode; apps that accept text answers read it (ManagerBench's rule)."""
