@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from agents.base import Agent
-from agents.models import ModelConfig, make_chat_model
 from agents.react import ReactAgent
 from agents.scripted import NoopAgent, RandomAgent, ReferenceAgent
+from models.spec import ModelConfig, make_chat_model
 
 AGENT_NAMES = ("react", "reference-good", "reference-bad", "random", "noop")
 MODEL_AGENTS = ("react",)

@@ -7,10 +7,10 @@ import hashlib
 import numpy as np
 
 from agents.base import Agent
-from agents.schema_args import sample_args
 from envs.actions import FinalMessage
 from envs.env import SafetyEnv
 from envs.episode import resolve_reference_step
+from models.schema_args import sample_args
 from records.trajectory import AgentInfo
 
 

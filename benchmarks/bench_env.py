@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 
-from agents.models import ModelConfig
 from agents.registry import make_agent
 from benchmarks.timing import describe, timed
 from envs.cli_args import OneLineArgumentParser, positive_int
 from envs.config import RunConfig
 from envs.env import SafetyEnv
 from envs.runner import EpisodeSpec, run_one
+from models.spec import ModelConfig
 from scenarios.registry import select
 
 

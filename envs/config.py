@@ -16,8 +16,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import ArgumentError as UrlError
 from sqlalchemy.exc import NoSuchModuleError
 
-from agents.models import ModelConfig
 from envs.cli_args import ArgumentError, split_key_values
+from models.spec import ModelConfig
 
 # The store keeps seeds in a signed 64-bit column; the environment's seeding refuses negative seeds.
 MAX_SEED = 2**63 - 1

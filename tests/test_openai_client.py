@@ -22,9 +22,9 @@ from openai_server import (
     scripted,
 )
 
-from agents.models import ModelConfig, make_chat_model
 from envs.run import main
 from evaluator.jsonl import read_trajectories
+from models.spec import ModelConfig, make_chat_model
 from records.trajectory import Trajectory
 from scenarios.registry import load_suite
 

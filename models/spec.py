@@ -7,7 +7,7 @@ import os
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.offline import OfflineChatModel
+from models.offline import OfflineChatModel
 
 
 class ModelConfig(BaseModel):

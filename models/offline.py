@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from agents.schema_args import sample_args
+from models.schema_args import sample_args
 
 MAX_TOOL_TURNS = 4
 
