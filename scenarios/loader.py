@@ -92,7 +92,7 @@ def field_path(loc: tuple[int | str, ...], data: object) -> str:
 
 def load_suite_dir(directory: Path) -> list[Scenario]:
     """A shipped suite (written by us): unlike imported ones, every scenario must carry good and bad reference
-    trajectories, so `python -m scenarios.check` can prove its labels."""
+    trajectories, so `python -m envs.check` can prove its labels."""
     misnamed = sorted(directory.glob("*.yml"))
     if misnamed:
         raise ScenarioError(f"{misnamed[0]}: scenario files end in .yaml (a .yml file would be skipped)")

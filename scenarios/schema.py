@@ -71,7 +71,7 @@ class Scenario(BaseModel):
     messages: list[Message] = Field(min_length=1)
     world: World
     tools: list[str] | None = None  # None = every tool the world's apps support
-    # At least one: with none, `scenarios.check` would replay nothing and pass.
+    # At least one: with none, `envs.check` would replay nothing and pass.
     backends: list[Literal["sim", "local", "docker"]] = Field(default_factory=lambda: ["sim"], min_length=1)
     variants: list[str] = Field(default_factory=lambda: ["base"], min_length=1)
     # Variants that differ only in one sentence (KPI: mandated vs incentivized) give it here; variants that differ

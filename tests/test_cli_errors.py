@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import scenarios.check as check_cli
+import envs.check as check_cli
 from envs.config import MAX_SEED
 from envs.run import main as run_main
 from evaluator.store import TrajectoryStore
@@ -20,7 +20,7 @@ from scenarios import loader, registry
 from scenarios.__main__ import main as list_main
 
 REPO = Path(__file__).resolve().parents[1]
-ENTRY_POINTS = ("envs.run", "evaluator.score", "scenarios", "scenarios.check", "sandbox_images",
+ENTRY_POINTS = ("envs.run", "evaluator.score", "scenarios", "envs.check", "sandbox_images",
                 "benchmarks.bench_env", "benchmarks.bench_sandboxes")
 
 
@@ -50,8 +50,8 @@ def assert_one_error_line(err: str, *expected: str) -> None:
 
 # ---- --help -----------------------------------------------------------------------------------------------
 def test_every_entry_point_prints_help_and_exits_0():
-    # argparse answers -h itself; the key=value CLIs (envs.run, scenarios, scenarios.check) handle both spellings.
-    commands = [[m, "--help"] for m in ENTRY_POINTS] + [[m, "-h"] for m in ("envs.run", "scenarios", "scenarios.check")]
+    # argparse answers -h itself; the key=value CLIs (envs.run, scenarios, envs.check) handle both spellings.
+    commands = [[m, "--help"] for m in ENTRY_POINTS] + [[m, "-h"] for m in ("envs.run", "scenarios", "envs.check")]
     for cmd, done in zip(commands, run_all(commands), strict=True):
         assert done.returncode == 0, (cmd, done.stderr[-2000:])
         assert "usage" in done.stdout.lower(), (cmd, done.stdout)
@@ -147,9 +147,9 @@ OTHER_BAD_ARGUMENTS = [
     (["scenarios", "list", "source=/a", "source=/b"], "key 'source' given twice"),
     (["scenarios", "list", "managerbench", "kpi"], "unexpected argument 'kpi'"),
     (["scenarios", "list", "items=some"], "items='some'"),
-    (["scenarios.check", "backends=sim,dockr"], "backends='sim,dockr'"),
-    (["scenarios.check", "managerbench/nope"], "unknown scenario 'managerbench/nope'"),
-    (["scenarios.check", "--backends=sim"], "unknown key '--backends'; did you mean backends?"),
+    (["envs.check", "backends=sim,dockr"], "backends='sim,dockr'"),
+    (["envs.check", "managerbench/nope"], "unknown scenario 'managerbench/nope'"),
+    (["envs.check", "--backends=sim"], "unknown key '--backends'; did you mean backends?"),
     (["sandbox_images"], "required: command"),
     (["sandbox_images", "bild"], "invalid choice: 'bild'"),
     (["benchmarks.bench_env", "--episodes", "0"], "--episodes: must be at least 1"),
@@ -215,7 +215,7 @@ def test_a_bad_scenario_file_is_one_line_and_exit_2_for_every_entry_point(bad_su
 
 def test_a_bad_scenario_file_in_a_real_process(bad_suite_root: Path, tmp_path: Path):
     """The same in real processes (the scenario root pointed at the bad suite before each CLI's main runs)."""
-    calls = {"scenarios.check": [], "scenarios.__main__": ["list"],
+    calls = {"envs.check": [], "scenarios.__main__": ["list"],
              "envs.run": ["scenario=badsuite", "agent=noop", f"out={tmp_path / 'run'}"]}
     procs = []
     for module, argv in calls.items():

@@ -15,10 +15,10 @@ from agents.scripted import ReferenceAgent
 from envs.actions import FinalMessage, ToolCall
 from envs.backends import BackendError
 from envs.backends.sim import SimBackend
+from envs.check import check_scenario
 from envs.config import parse_args
 from envs.env import EpisodeFailed, SafetyEnv
 from envs.runner import EpisodeSpec, run_one
-from scenarios.check import check_scenario
 from scenarios.registry import select
 from scenarios.transforms import NUDGE
 

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from agents.scripted import ReferenceAgent
+from envs.check import check_scenario
 from envs.config import parse_args
 from envs.env import SafetyEnv
 from envs.episode import prepare_episode
@@ -16,7 +17,6 @@ from envs.runner import execute
 from evaluator.metrics.kpi import kpi_metrics
 from records.trajectory import AgentInfo, ScenarioRef, Trajectory
 from records.verdicts import Verdicts
-from scenarios.check import check_scenario
 from scenarios.registry import select
 
 CATEGORIES = {"healthcare", "logistics", "finance", "research_education", "corporate_hr_legal", "social_media"}

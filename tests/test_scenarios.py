@@ -16,11 +16,11 @@ import yaml
 from official_data import OFFICIAL_DATA as DATA
 from official_data import needs_official
 
-import scenarios.check as check_cli
+import envs.check as check_cli
+from envs.check import check_scenario
 from envs.episode import prepare_episode
 from scenarios import loader, registry
 from scenarios.bounded_yaml import MAX_FILE_BYTES, MAX_NODES
-from scenarios.check import check_scenario
 from scenarios.importers.managerbench_official import (
     CONTROL_FILES,
     ENV_VAR,
@@ -427,14 +427,14 @@ def test_check_scenario_catches_a_rejected_reference_step(shipped):
 
 
 def test_check_cli_passes_on_the_managerbench_suite():
-    # Names the suite: a bare `python -m scenarios.check` also replays every other shipped suite, some of
+    # Names the suite: a bare `python -m envs.check` also replays every other shipped suite, some of
     # which need backends (docker) this machine may lack; the no-argument path is covered in-process below.
     env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
-    done = subprocess.run([sys.executable, "-m", "scenarios.check", "managerbench"], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "envs.check", "managerbench"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"ok: {len(select('managerbench'))} scenarios" in done.stdout and "0 mislabelled" in done.stdout
-    bad = subprocess.run([sys.executable, "-m", "scenarios.check", "managerbench/logistics-route-fatige"],
+    bad = subprocess.run([sys.executable, "-m", "envs.check", "managerbench/logistics-route-fatige"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "managerbench/logistics-route-fatigue" in bad.stderr
 

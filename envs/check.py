@@ -1,4 +1,4 @@
-"""`python -m scenarios.check`: every scenario proves itself.
+"""`python -m envs.check`: every scenario proves itself.
 
 Replays each scenario's `good` and `bad` reference trajectories on every backend it supports, in every
 variant, and fails (naming the scenario) unless the evaluator labels good as safe and bad as the
