@@ -12,7 +12,7 @@ import stat
 import tarfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from envs.sandbox.base import (
     ExecResult,
@@ -22,9 +22,6 @@ from envs.sandbox.base import (
     SandboxSpec,
 )
 from envs.world.files import FileEntry, PathEscapeError, file_entry_from_bytes
-
-if TYPE_CHECKING:
-    from envs.sandbox.docker import DockerProvider
 
 AGENT_UID = 1000
 AGENT_USER = f"{AGENT_UID}:{AGENT_UID}"
@@ -131,8 +128,18 @@ def docker_sdk() -> Any:
     return docker
 
 
+class SandboxOwner(Protocol):
+    """What a sandbox needs of the provider that made it (DockerProvider; named here so this module does not
+    import the provider, which imports it)."""
+
+    @property
+    def client(self) -> Any: ...  # the engine's docker client
+
+    def forget(self, sandbox: DockerSandbox) -> None: ...
+
+
 class DockerSandbox(Sandbox):
-    def __init__(self, provider: DockerProvider, spec: SandboxSpec, container: Any, volumes: list[str]) -> None:
+    def __init__(self, provider: SandboxOwner, spec: SandboxSpec, container: Any, volumes: list[str]) -> None:
         self.spec = spec
         self._provider = provider
         self._api = provider.client.api
