@@ -36,8 +36,6 @@ class NotRegularFileError(OSError):
         super().__init__(errno.EINVAL, "not a regular file (a FIFO, socket or device)", path)
 
 
-# The longest bash command accepted (UTF-8 bytes): far beyond any real command, small enough to pass through stdin.
-MAX_COMMAND_BYTES = 1 << 20
 # Files (inodes) a sandbox root may hold: capped where they live, so the snapshot can always read them all.
 MAX_FILES_PER_ROOT = 20_000
 

@@ -7,12 +7,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from envs.sandbox.base import MAX_COMMAND_BYTES
 from envs.spaces import MAX_TEXT
 from envs.tools.base import ToolError, tool
 from envs.world import FileEntry, FileSystem, PathEscapeError, World
 from envs.world.files import MAX_READBACK_BYTES, file_entry_from_bytes
 
+# The longest bash command accepted (UTF-8 bytes): far beyond any real command, small enough to pass through a
+# sandbox's stdin.
+MAX_COMMAND_BYTES = 1 << 20
 # Linux's limits on a path and on one name in it (PATH_MAX, NAME_MAX), in bytes.
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
