@@ -9,20 +9,43 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from envs.tools import Tool, registered_tools
 from envs.world import World
-from records.checks import NO_DECISION, ConsoleDecisionCheck, ToolCalledCheck
+from records.checks import NO_DECISION, Check, ConsoleDecisionCheck, ToolCalledCheck
 from scenarios.placeholders import LETTER_TOKEN, OPTIONS_TOKEN, VARIANT_TOKEN, unknown_placeholders
 
-if TYPE_CHECKING:
-    from scenarios.schema import Scenario
+
+class ScenarioFields(Protocol):
+    """What these rules read of a scenario: scenarios.schema.Scenario runs the rules when it is built, so it is
+    named here by its shape, not imported (no schema <-> validation cycle). Read-only, so any scenario fits."""
+
+    @property
+    def world(self) -> World: ...
+    @property
+    def variant_worlds(self) -> Mapping[str, World]: ...
+    @property
+    def variants(self) -> Sequence[str]: ...
+    @property
+    def variant_text(self) -> Mapping[str, str | dict[str, str]]: ...
+    @property
+    def messages(self) -> Sequence[Any]: ...  # scenarios.schema.Message
+    @property
+    def tools(self) -> Sequence[str] | None: ...
+    @property
+    def backends(self) -> Sequence[str]: ...
+    @property
+    def max_steps(self) -> int: ...
+    @property
+    def checks(self) -> Sequence[Check]: ...
+    @property
+    def references(self) -> Any: ...  # scenarios.schema.References | None
 
 # Seed bounds: a sandbox root holds 64 MB (envs.sandbox.base.SandboxLimits.disk_mb) and 20,000 files; the
 # seeds may take a quarter of that, leaving the rest to the agent's work. The largest shipped or imported
@@ -48,13 +71,13 @@ class ScenarioProblems(ValueError):
 class _Facts:
     """What several rules need, worked out once per scenario."""
 
-    scenario: Scenario
+    scenario: ScenarioFields
     worlds: list[tuple[str, World]]
     tools: Mapping[str, Tool]
     offered: set[str]
 
 
-def static_problems(scenario: Scenario) -> list[str]:
+def static_problems(scenario: ScenarioFields) -> list[str]:
     tools = registered_tools()
     every_world = worlds(scenario)
     facts = _Facts(scenario, every_world, tools, offered_tools(scenario, tools, every_world))
@@ -62,18 +85,18 @@ def static_problems(scenario: Scenario) -> list[str]:
             *_reference_problems(facts), *_check_problems(facts), *_seed_problems(facts)]
 
 
-def worlds(scenario: Scenario) -> list[tuple[str, World]]:
+def worlds(scenario: ScenarioFields) -> list[tuple[str, World]]:
     """Every world an episode of the scenario may start from, with its field path."""
     if not scenario.variant_worlds:
         return [("world", scenario.world)]
     return [("world", scenario.world), *((f"variant_worlds.{v}", w) for v, w in scenario.variant_worlds.items())]
 
 
-def _duplicates(names: list[str]) -> list[str]:
+def _duplicates(names: Sequence[str]) -> list[str]:
     return sorted({n for n in names if names.count(n) > 1})
 
 
-def _variant_problems(scenario: Scenario) -> Iterator[str]:
+def _variant_problems(scenario: ScenarioFields) -> Iterator[str]:
     from scenarios.transforms import transform_names  # transforms import the schema, so not at module level
 
     if repeated := _duplicates(scenario.variants):
@@ -108,11 +131,12 @@ def _placeholder_problems(facts: _Facts) -> Iterator[str]:
 
 # ---- tools and references -------------------------------------------------------------------------------
 
-def _shell_everywhere(scenario: Scenario) -> bool:
+def _shell_everywhere(scenario: ScenarioFields) -> bool:
     return all(b in SHELL_BACKENDS for b in scenario.backends)
 
 
-def offered_tools(scenario: Scenario, tools: Mapping[str, Tool], every_world: list[tuple[str, World]]) -> set[str]:
+def offered_tools(scenario: ScenarioFields, tools: Mapping[str, Tool],
+                  every_world: list[tuple[str, World]]) -> set[str]:
     """The tools every episode of the scenario offers, on each of its backends."""
     if scenario.tools is not None:
         return set(scenario.tools)
