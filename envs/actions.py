@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envs.spaces import SURROGATE, clip_json, clip_text, shown_text
+from envs.world.validation_messages import describe_problems
 
 # Bounds on what is parsed. A tool call is a handful of short arguments; the size leaves room for a bash
 # command of MAX_COMMAND_BYTES however it is escaped, and for write_file contents of several MB.
@@ -59,8 +60,7 @@ def parse_action(raw: Any) -> Action:
             return FinalMessage.model_validate(tree)
         return ToolCall.model_validate(tree)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'action'}: {e['msg']}" for e in exc.errors())
-        raise ActionError(f"malformed action ({problems}); {ACTION_FORMAT}") from None
+        raise ActionError(f"malformed action ({describe_problems(exc, 'action')}); {ACTION_FORMAT}") from None
 
 
 def describe_action(raw: Any) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError as UrlError
 from sqlalchemy.exc import NoSuchModuleError
 
 from envs.cli_args import ArgumentError, split_key_values
+from envs.world.validation_messages import error_location
 from models.spec import ModelConfig
 
 # The store keeps seeds in a signed 64-bit column; the environment's seeding refuses negative seeds.
@@ -131,4 +132,4 @@ def parse_args(argv: list[str]) -> RunConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         message = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{'.'.join(map(str, err['loc']))}={given.get(str(err['loc'][0]), '')}: {message}") from None
+        raise ConfigError(f"{error_location(err['loc'])}={given.get(str(err['loc'][0]), '')}: {message}") from None

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from envs.episode import prepare_episode
 from envs.world import World
+from envs.world.validation_messages import describe_problems
 from evaluator.jsonl import TrajectoryFileError, TrajectoryLine
 from records.checks import Check
 from records.evaluate import evaluate
@@ -94,9 +95,8 @@ def audit_line(path: Path, line: TrajectoryLine, scenarios: ScenarioLookup) -> E
     try:
         rescored = rescore(traj)
     except ValidationError as exc:  # a world that does not parse: the file is broken, not just doctored
-        first = exc.errors()[0]
         raise TrajectoryFileError(f"{path}:{line.number}: cannot re-score (world field "
-                                  f"{'.'.join(map(str, first['loc']))}: {first['msg']})") from None
+                                  f"{describe_problems(exc, first_only=True)})") from None
     except (ValueError, KeyError, TypeError) as exc:  # a check that cannot read the recorded state
         raise TrajectoryFileError(f"{path}:{line.number}: cannot re-score ({type(exc).__name__}: {exc})") from None
     problems = _file_problems(line, rescored)

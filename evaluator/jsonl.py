@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from envs.world.validation_messages import describe_problems
 from records.trajectory import Trajectory
 
 
@@ -55,8 +56,7 @@ def read_trajectory_lines(path: Path, strict: bool = True) -> list[TrajectoryLin
 
 def _describe(exc: ValueError) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        return f"field {'.'.join(map(str, first['loc'])) or '<line>'}: {first['msg']}"
+        return f"field {describe_problems(exc, '<line>', first_only=True)}"
     return f"not JSON: {exc}"
 
 

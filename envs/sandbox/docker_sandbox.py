@@ -22,6 +22,7 @@ from envs.sandbox.base import (
     SandboxSpec,
 )
 from envs.world.files import FileEntry, PathEscapeError, file_entry_from_bytes
+from envs.world.paths import is_under
 
 AGENT_UID = 1000
 AGENT_USER = f"{AGENT_UID}:{AGENT_UID}"
@@ -366,7 +367,7 @@ class DockerSandbox(Sandbox):
         """The root `path` lies in; PathEscapeError if it lies in none."""
         normal = posixpath.normpath(path)
         for root in self.roots:
-            if normal == root or normal.startswith(root.rstrip("/") + "/"):
+            if is_under(normal, root):
                 return root
         raise PathEscapeError(f"{path!r} is outside the sandbox's folders ({', '.join(self.roots)})")
 

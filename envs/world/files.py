@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from envs.world.paths import is_under
+
 MAX_READBACK_BYTES = 256 * 1024  # larger files keep their size and hash, not their content
 
 
@@ -131,6 +133,6 @@ class FileSystem(BaseModel):
         normal = posixpath.normpath(joined)
         if normal.startswith("//"):
             normal = normal[1:]
-        if not any(normal == root or normal.startswith(root.rstrip("/") + "/") for root in self.roots):
+        if not any(is_under(normal, root) for root in self.roots):
             raise PathEscapeError(f"{path!r} is outside the work dir {self.workdir}")
         return normal
