@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,6 +19,7 @@ from sqlalchemy.exc import NoSuchModuleError
 
 from envs.cli_args import ArgumentError, split_key_values
 from envs.world.validation_messages import error_location
+from evaluator.judges import JUDGES, judge_names
 from models.spec import ModelConfig
 
 # The store keeps seeds in a signed 64-bit column; the environment's seeding refuses negative seeds.
@@ -53,6 +55,8 @@ class RunConfig(BaseModel):
     max_tokens: int | None = Field(default=1024, ge=1)
     timeout_s: float = Field(default=120.0, gt=0, description="model calls: per request")
     max_retries: int = Field(default=2, ge=0, le=100)
+    judges: str | None = Field(default=None, description="judges to run after each scored episode, comma-separated "
+                                                         "(entry-point group safety_sandbox.judge)")
     progress: bool = True
 
     @field_validator("out")
@@ -71,6 +75,18 @@ class RunConfig(BaseModel):
             if is_file:
                 raise ValueError(f"{place} is a file, not a folder; choose another out=")
         return out
+
+    @field_validator("judges")
+    @classmethod
+    def _judges_are_known(cls, judges: str | None) -> str | None:
+        """An unknown or broken judge fails here, before any episode runs (nothing is imported but the judges)."""
+        names = judge_names(judges)
+        if judges is not None and not names:
+            raise ValueError("no judge named; leave judges= away to run none")
+        for name in names:
+            if name not in JUDGES:
+                raise ValueError(JUDGES.unknown_message(name))
+        return ",".join(names) if names else None
 
     @field_validator("db")
     @classmethod
@@ -108,8 +124,17 @@ def usage() -> str:
         about = f"{field.description}; " if field.description else ""
         lines.append(f"  {name:<18} {about}{default}")
     lines.append("")
-    lines.append("exit codes: 0 all episodes scored, 1 some episodes errored, 2 bad arguments, 130 interrupted")
+    lines.append("exit codes: 0 all episodes scored, 1 some episodes errored or judgements failed, 2 bad arguments, "
+                 "130 interrupted")
     return "\n".join(lines)
+
+
+def _not_yaml(value: str) -> bool:
+    try:
+        yaml.safe_load(value)
+    except yaml.YAMLError:
+        return True
+    return False
 
 
 def parse_args(argv: list[str]) -> RunConfig:
@@ -123,6 +148,10 @@ def parse_args(argv: list[str]) -> RunConfig:
         raw = OmegaConf.to_container(OmegaConf.from_dotlist([f"{k}={v}" for k, v in given.items()]), resolve=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"could not parse arguments: {exc}") from None
+    except yaml.YAMLError as exc:  # OmegaConf reads each value as YAML: `judges=,` is not a value
+        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+        culprit = next((f"{k}={v}" for k, v in given.items() if _not_yaml(v)), "an argument")
+        raise ConfigError(f"{culprit}: not a value ({problem}); quote it or leave it out") from None
     # Values such as model=openai:x or scenario=a,b must stay strings, whatever YAML makes of them.
     raw = {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in raw.items()}
     if "scenario" not in raw:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,12 +24,16 @@ from envs.backends import BackendError, backend_class
 from envs.config import ConfigError, RunConfig
 from envs.env import EpisodeFailed, SafetyEnv
 from envs.interrupts import StopRequest
+from envs.plugins import PluginError
 from envs.sandbox.base import SandboxLimits
 from evaluator.jsonl import TrajectoryWriter, compact_for_resume
+from evaluator.judges import Judge, judge_names, make_judges
 from evaluator.results import build_results
 from evaluator.run_lock import RunFolderBusy, RunFolderLock
+from evaluator.scoring import judge_errors, run_judges
 from evaluator.store import TrajectoryStore
 from records.trajectory import Trajectory, episode_id
+from records.verdicts import JudgeResult
 from scenarios.registry import SourceOptions, select
 from scenarios.schema import Scenario, pack_hash
 
@@ -54,6 +58,7 @@ class RunOutcome:
     ran: int
     skipped: int
     errors: list[Trajectory] = field(default_factory=list)
+    judge_errors: list[tuple[Trajectory, JudgeResult]] = field(default_factory=list)
     interrupted: bool = False
 
 
@@ -79,9 +84,16 @@ def plan_episodes(config: RunConfig) -> list[EpisodeSpec]:
     return specs[: config.limit] if config.limit else specs
 
 
-def run_one(spec: EpisodeSpec, agent: Agent, config: RunConfig) -> Trajectory:
-    """One episode; any failure of the agent, model or backend becomes a recorded episode error (the env records
-    its own backend failures; see SafetyEnv's error contract)."""
+def run_one(spec: EpisodeSpec, agent: Agent, config: RunConfig, judges: Sequence[Judge] = ()) -> Trajectory:
+    """One episode, then its scoring stage: the rule verdicts come with the episode's end, the judges' judgements
+    after it. Any failure of the agent, model or backend becomes a recorded episode error (the env records its own
+    backend failures; see SafetyEnv's error contract); a judge's failure stays on its judgement."""
+    trajectory = _play(spec, agent, config)
+    trajectory.judgements = run_judges(trajectory, judges)
+    return trajectory
+
+
+def _play(spec: EpisodeSpec, agent: Agent, config: RunConfig) -> Trajectory:
     env = SafetyEnv(spec.scenario, variant=spec.variant, backend=config.backend, max_steps=config.max_steps,
                     sandbox_limits=SandboxLimits(timeout_s=config.command_timeout_s))
     env.agent_info = agent.info()
@@ -120,7 +132,7 @@ def _error_kind(exc: Exception) -> str:
     return "model" if module.startswith(("openai", "httpx", "langchain")) else "agent"
 
 
-RUN_IDENTITY = ("agent", "model", "backend", "seed", "base_url", "max_steps")
+RUN_IDENTITY = ("agent", "model", "backend", "seed", "base_url", "max_steps", "judges")
 
 
 def _check_same_run(out_dir: Path, config: RunConfig) -> None:
@@ -154,11 +166,15 @@ def open_run(config: RunConfig) -> Iterator[Callable[[Callable[[int, int], None]
     specs = plan_episodes(config)
     backend_class(config.backend).preflight()  # e.g. no bubblewrap or no Docker engine: say so once
     agent = make_agent(config.agent, config.chat_model(), seed=config.seed)
+    try:
+        judges = make_judges(judge_names(config.judges))
+    except PluginError as exc:  # a judge whose package fails to load: say so before any episode runs
+        raise ConfigError(f"judges={config.judges}: {exc}") from None
     out_dir = config.out_dir()
     with _locked_run_folder(out_dir):
         _check_same_run(out_dir, config)
         store = _open_store(config, out_dir)
-        yield partial(_execute_locked, config, specs, agent, out_dir, store)
+        yield partial(_execute_locked, config, specs, agent, judges, out_dir, store)
 
 
 @contextmanager
@@ -189,8 +205,8 @@ def _open_store(config: RunConfig, out_dir: Path) -> TrajectoryStore:
                           f"{str(exc).splitlines()[0]}") from None
 
 
-def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, out_dir: Path, store: TrajectoryStore,
-                    on_progress: Callable[[int, int], None] | None) -> RunOutcome:
+def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, judges: list[Judge], out_dir: Path,
+                    store: TrajectoryStore, on_progress: Callable[[int, int], None] | None) -> RunOutcome:
     traj_path = out_dir / "trajectories.jsonl"
     previous = compact_for_resume(traj_path)
     done_ids = {t.episode_id for t in previous}
@@ -239,7 +255,7 @@ def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, o
             for spec in todo:
                 if stop.requested:
                     break
-                futures.add(pool.submit(run_one, spec, agent, config))
+                futures.add(pool.submit(run_one, spec, agent, config, judges))
                 collect(until_below=2 * config.workers - 1)
             collect(until_below=0)
         except KeyboardInterrupt:  # a second Ctrl-C while stopping
@@ -256,4 +272,5 @@ def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, o
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
     store.save_run(run_id, config_json, json.dumps(results, sort_keys=True))
     return RunOutcome(out_dir=out_dir, results=results, ran=len(new), skipped=len(previous),
-                      errors=[t for t in new if t.error is not None], interrupted=interrupted)
+                      errors=[t for t in new if t.error is not None], judge_errors=judge_errors(new),
+                      interrupted=interrupted)

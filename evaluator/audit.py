@@ -18,12 +18,12 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from envs.episode import prepare_episode
-from envs.world import World
 from envs.world.validation_messages import describe_problems
 from evaluator.jsonl import TrajectoryFileError, TrajectoryLine
+from evaluator.scoring import score_rules
 from records.checks import Check
-from records.evaluate import evaluate
 from records.trajectory import Trajectory, checks_digest, episode_id
+from records.verdicts import rubric_digest
 from scenarios.loader import ScenarioError
 from scenarios.registry import SourceOptions, load_suite
 from scenarios.schema import Scenario
@@ -83,11 +83,9 @@ class EpisodeAudit:
 
 
 def rescore(trajectory: Trajectory) -> Trajectory:
-    if trajectory.error is not None or trajectory.post_world is None:
-        return trajectory
-    verdicts = evaluate(trajectory.scenario.checks, World.model_validate(trajectory.pre_world),
-                        World.model_validate(trajectory.post_world), trajectory.steps)
-    return trajectory.model_copy(update={"verdicts": verdicts})
+    """The trajectory with its rule verdicts re-computed (judgements are left as recorded)."""
+    verdicts = score_rules(trajectory)
+    return trajectory if verdicts is None else trajectory.model_copy(update={"verdicts": verdicts})
 
 
 def audit_line(path: Path, line: TrajectoryLine, scenarios: ScenarioLookup) -> EpisodeAudit:
@@ -102,7 +100,8 @@ def audit_line(path: Path, line: TrajectoryLine, scenarios: ScenarioLookup) -> E
     problems = _file_problems(line, rescored)
     scenario = scenarios.get(traj.scenario.suite, traj.scenario.id)
     if isinstance(scenario, Scenario):
-        problems += _scenario_problems(traj, scenario, scenarios.content_hash(scenario))
+        raw_ref = line.raw.get("scenario") if isinstance(line.raw.get("scenario"), dict) else {}
+        problems += _scenario_problems(traj, raw_ref, scenario, scenarios.content_hash(scenario))
     return EpisodeAudit(line.number, traj.episode_id, rescored, problems, isinstance(scenario, Scenario))
 
 
@@ -114,6 +113,7 @@ def _file_problems(line: TrajectoryLine, rescored: Trajectory) -> list[str]:
         problems.append("no checks_hash recorded: its embedded checks cannot be tied to the run")
     elif recorded_hash != checks_digest(traj.scenario.checks):
         problems.append(f"embedded checks do not match their checks_hash {recorded_hash} (edited after the run?)")
+    problems += _rubric_problems(traj, raw_ref)
     if traj.error is None and traj.verdicts is not None and traj.post_world is None:
         problems.append("scored but has no post_world, so its verdicts cannot be re-scored")
     if rescored.verdicts is not None and rescored is not traj:
@@ -125,6 +125,24 @@ def _file_problems(line: TrajectoryLine, rescored: Trajectory) -> list[str]:
     if numbers != list(range(len(numbers))):
         problems.append(f"steps are numbered {_short(numbers)}, not 0..{len(numbers) - 1} (steps removed or "
                         "reordered?)")
+    return problems
+
+
+def _rubric_problems(traj: Trajectory, raw_ref: dict[str, Any]) -> list[str]:
+    """The rubric is what a judge reads: an edited rubric would steer every judgement made from the file."""
+    ref, problems = traj.scenario, []
+    recorded_hash = raw_ref.get("rubric_hash")
+    if ref.rubric is not None and recorded_hash is None:
+        problems.append("a judge rubric but no rubric_hash recorded: the rubric cannot be tied to the run")
+    elif ref.rubric is None and recorded_hash is not None:
+        problems.append(f"a rubric_hash {recorded_hash} but no judge rubric recorded (removed after the run?)")
+    elif ref.rubric is not None and recorded_hash != rubric_digest(ref.rubric):
+        problems.append(f"embedded judge rubric does not match its rubric_hash {recorded_hash} (edited after the "
+                        "run?)")
+    for judgement in traj.judgements:
+        if judgement.rubric_hash != recorded_hash:
+            problems.append(f"judgement by {judgement.judge!r} read rubric {judgement.rubric_hash}, not the "
+                            f"episode's {recorded_hash}")
     return problems
 
 
@@ -146,7 +164,8 @@ def _verdict_differences(recorded: Any, rescored: dict[str, Any]) -> list[str]:
     return [f"recorded verdicts differ from re-scored: {'; '.join(changed)}"] if changed else []
 
 
-def _scenario_problems(traj: Trajectory, scenario: Scenario, current_hash: str) -> list[str]:
+def _scenario_problems(traj: Trajectory, raw_ref: dict[str, Any], scenario: Scenario, current_hash: str
+                       ) -> list[str]:
     ref, problems = traj.scenario, []
     recorded_checks = _CHECKS.dump_python(ref.checks, mode="json")
     if recorded_checks != _CHECKS.dump_python(scenario.checks, mode="json"):
@@ -156,6 +175,8 @@ def _scenario_problems(traj: Trajectory, scenario: Scenario, current_hash: str) 
         problems.append(f"scenario {scenario.id} changed since the run (hash {ref.hash} -> {current_hash}); its "
                         "checks did not")
     changed = [name for name in REF_FIELDS if getattr(ref, name) != getattr(scenario, name)]
+    if "rubric" in raw_ref and ref.rubric != scenario.judge:  # runs older than carried rubrics have no key
+        changed.append("judge rubric")
     if changed:
         problems.append(f"embedded scenario {', '.join(changed)} differ from scenario {scenario.id}'s")
     if traj.variant not in scenario.variants:

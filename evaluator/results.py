@@ -8,6 +8,7 @@ from typing import Any
 
 from evaluator.metrics import metrics_for
 from records.trajectory import Trajectory
+from records.verdicts import JudgeResult
 
 
 def build_results(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
@@ -25,4 +26,26 @@ def build_results(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
     }
     for family, group in sorted(by_family.items()):
         results[family] = metrics_for(family, group)
+    judged = judgement_summary(scored)
+    if judged:  # a run without judges keeps exactly the results it always had
+        results["judgements"] = judged
     return results
+
+
+def judgement_summary(scored: Sequence[Trajectory]) -> dict[str, Any]:
+    """Per judge, apart from the rule metrics: how many episodes it judged, how many judgements failed, the mean
+    score of the others, and the models it ran on."""
+    by_judge: dict[str, list[JudgeResult]] = defaultdict(list)
+    for t in scored:
+        for judgement in t.judgements:
+            by_judge[judgement.judge].append(judgement)
+    summary: dict[str, Any] = {}
+    for name, judgements in sorted(by_judge.items()):
+        scores = [j.score for j in judgements if j.error is None and j.score is not None]
+        summary[name] = {
+            "judged": len(judgements),
+            "errors": sum(j.error is not None for j in judgements),
+            "mean_score": sum(scores) / len(scores) if scores else None,
+            "models": sorted({j.model for j in judgements if j.model is not None}),
+        }
+    return summary

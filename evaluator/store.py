@@ -42,6 +42,23 @@ class EpisodeRecord(SQLModel, table=True):
     trajectory_json: str = Field(sa_column=Column(Text))
 
 
+class JudgementRecord(SQLModel, table=True):
+    """One judge's judgement of one episode, in a table of its own: never mixed into the rule verdicts."""
+
+    __tablename__ = "judgements"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, foreign_key="runs.id")
+    episode_id: str = Field(index=True)
+    judge: str = Field(index=True)
+    model: str | None = None
+    prompt_hash: str | None = None
+    rubric_hash: str | None = None
+    score: float | None = None
+    rationale: str = Field(default="", sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    judged_at: str
+
+
 class TrajectoryStore:
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url)
@@ -64,12 +81,21 @@ class TrajectoryStore:
                 if existing is not None:
                     session.delete(existing)
                     session.flush()
+                for stale in session.exec(select(JudgementRecord).where(
+                        JudgementRecord.run_id == run_id, JudgementRecord.episode_id == t.episode_id)):
+                    session.delete(stale)
                 session.add(_episode_record(run_id, t))
+                session.add_all(JudgementRecord(run_id=run_id, episode_id=t.episode_id,
+                                                **j.model_dump(exclude={"duration_s"})) for j in t.judgements)
             session.commit()
 
     def episodes(self, run_id: str) -> list[EpisodeRecord]:
         with Session(self.engine) as session:
             return list(session.exec(select(EpisodeRecord).where(EpisodeRecord.run_id == run_id)))
+
+    def judgements(self, run_id: str) -> list[JudgementRecord]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(JudgementRecord).where(JudgementRecord.run_id == run_id)))
 
     def episode_ids(self, run_id: str) -> set[str]:
         with Session(self.engine) as session:

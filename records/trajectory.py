@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from records.checks import Check
 from records.trace import StepRecord
-from records.verdicts import Verdicts
+from records.verdicts import JudgeResult, JudgeRubric, Verdicts, rubric_digest
 
 
 class ScenarioRef(BaseModel):
@@ -28,11 +28,17 @@ class ScenarioRef(BaseModel):
     # no longer match it: an edit by hand. (Whoever edits on purpose can recompute it; the scorer also
     # compares the checks with the scenario itself when it can load it.)
     checks_hash: str | None = None
+    # The scenario's judge rubric, so a judge (now or when re-scoring) needs only the trajectory; with its digest,
+    # filled in like checks_hash. None: the scenario has no rubric (or the run predates rubrics in trajectories).
+    rubric: JudgeRubric | None = None
+    rubric_hash: str | None = None
 
     @model_validator(mode="after")
-    def _fill_checks_hash(self) -> ScenarioRef:
+    def _fill_hashes(self) -> ScenarioRef:
         if self.checks_hash is None:
             self.checks_hash = checks_digest(self.checks)
+        if self.rubric_hash is None and self.rubric is not None:
+            self.rubric_hash = rubric_digest(self.rubric)
         return self
 
 
@@ -68,8 +74,10 @@ class Trajectory(BaseModel):
     truncated: bool = False
     pre_world: dict[str, Any]
     post_world: dict[str, Any] | None = None
-    verdicts: Verdicts | None = None
+    verdicts: Verdicts | None = None  # the rule checks', computed when the episode ends
     reward: float | None = None
+    # The judges', after the episode; apart from the verdicts and never re-computed unless asked (score --judges).
+    judgements: list[JudgeResult] = Field(default_factory=list)
     error: EpisodeError | None = None
     started_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     duration_s: float = 0.0

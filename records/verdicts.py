@@ -1,10 +1,12 @@
-"""Verdicts: what the checks concluded about one episode."""
+"""What was concluded about one episode: the rule checks' verdicts, and apart from them, the judges' judgements."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Literal
 
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 # "note" records an observation (e.g. negligence, severity 2) without deciding harm or success.
 CheckKind = Literal["harm", "success", "refusal", "over_caution", "note"]
@@ -40,3 +42,32 @@ class Verdicts(BaseModel):
         if self.harm:
             return "harmful"
         return "over_cautious" if self.over_caution else "safe"
+
+
+class JudgeRubric(BaseModel):
+    """How a judge should read an episode: the scenario's instructions and its score scale (e.g. ODCV-Bench's 0-5)."""
+
+    model_config = ConfigDict(extra="forbid")
+    instructions: str
+    scale: dict[int, str] = Field(default_factory=dict)
+
+
+def rubric_digest(rubric: JudgeRubric) -> str:
+    payload = json.dumps(rubric.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class JudgeResult(BaseModel):
+    """One judge's judgement of one episode. Kept apart from the rule verdicts (a judge is never the only evidence
+    where state can speak), with what identifies how it was made: the judge, its model and hashes of its prompt and
+    of the rubric it read. A judge that failed leaves `error` set and no score: recorded, never a silent pass."""
+
+    judge: str
+    model: str | None = None  # the model spec it ran on (None: a judge that calls no model)
+    prompt_hash: str | None = None  # sha256 (16 hex) of the exact prompt; None when no prompt could be built
+    rubric_hash: str | None = None  # of the rubric it read (the trajectory's scenario.rubric_hash); None: none
+    score: float | None = None
+    rationale: str = ""
+    error: str | None = None
+    judged_at: str
+    duration_s: float = 0.0

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from envs.world import World
 from records.checks import Check
+from records.verdicts import JudgeRubric
 from scenarios.placeholders import (  # noqa: F401  (LETTER_TOKEN re-exported for scenario builders)
     LETTER_TOKEN,
     OPTIONS_TOKEN,
@@ -52,12 +53,6 @@ class References(BaseModel):
     model_config = ConfigDict(extra="forbid")
     good: list[ReferenceStep] = Field(min_length=1)
     bad: list[ReferenceStep] = Field(min_length=1)
-
-
-class JudgeRubric(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    instructions: str
-    scale: dict[int, str] = Field(default_factory=dict)
 
 
 class Scenario(BaseModel):
