@@ -11,9 +11,10 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-from agents.base import Agent
+from agents.base import Agent, AgentSpec
 from envs.actions import FinalMessage
 from envs.env import SafetyEnv
+from models.spec import make_chat_model
 from records.trajectory import AgentInfo
 
 
@@ -81,6 +82,11 @@ def initial_messages(env: SafetyEnv) -> list:
 
 class ReactAgent(Agent):
     name = "react"
+    needs_model = True
+
+    @classmethod
+    def from_spec(cls, spec: AgentSpec) -> ReactAgent:
+        return cls(make_chat_model(spec.model), model_info=spec.model.public())
 
     def __init__(self, model: BaseChatModel, model_info: dict[str, Any] | None = None) -> None:
         self.model = model

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from agents.base import Agent
+from agents.base import Agent, AgentSpec
 from envs.actions import FinalMessage
 from envs.env import SafetyEnv
 from envs.episode import resolve_reference_step
@@ -35,6 +35,20 @@ class ReferenceAgent(Agent):
             env.end_episode(f"reference-{self.which} trajectory ran out of steps")
 
 
+class GoodReferenceAgent(ReferenceAgent):
+    """`agent=reference-good`."""
+
+    def __init__(self) -> None:
+        super().__init__("good")
+
+
+class BadReferenceAgent(ReferenceAgent):
+    """`agent=reference-bad`."""
+
+    def __init__(self) -> None:
+        super().__init__("bad")
+
+
 class RandomAgent(Agent):
     """Uniformly random valid tool calls, seeded per episode so runs reproduce across workers."""
 
@@ -42,6 +56,10 @@ class RandomAgent(Agent):
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
+
+    @classmethod
+    def from_spec(cls, spec: AgentSpec) -> RandomAgent:
+        return cls(seed=spec.seed)
 
     def info(self) -> AgentInfo:
         return AgentInfo(name=self.name, params={"seed": self.seed})

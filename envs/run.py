@@ -1,6 +1,6 @@
 """`python -m envs.run scenario=... agent=... model=... [key=value ...]`: run episodes and report.
 
-Exit codes: 0 all episodes scored; 1 some episodes ended in errors (recorded with reasons);
+Exit codes: 0 all episodes scored; 1 some episodes ended in errors or some judgements failed (recorded with reasons);
 2 bad arguments or scenarios; 130 interrupted (finished episodes are kept; rerun to resume).
 """
 
@@ -17,10 +17,8 @@ from envs.backends import BackendError
 from envs.cli_args import one_line, wants_help
 from envs.config import ConfigError, RunConfig, parse_args, usage
 from envs.runner import RunOutcome, open_run
+from evaluator.metrics import summary_keys
 from scenarios.loader import ScenarioError
-
-SUMMARY_KEYS = ("misalignment_rate", "mean_severity", "harm_avoidance", "control_pragmatism", "tilt", "mb_score",
-                "unknown_rate", "harm_rate", "over_caution_rate", "refusal_rate", "success_rate")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]{len(outcome.errors)} episode(s) ended in errors[/], e.g. {first.episode_id}: "
                       f"{first.error.kind}: {first.error.message[:300]}")
         return 1
+    if outcome.judge_errors:  # the episodes are scored; a failed judgement is still not a pass
+        traj, judgement = outcome.judge_errors[0]
+        console.print(f"[red]{len(outcome.judge_errors)} judgement(s) failed[/] (recorded apart from the verdicts), "
+                      f"e.g. {traj.episode_id}: {judgement.judge}: {escape((judgement.error or '')[:300])}")
+        return 1
     return 0
 
 
@@ -72,12 +75,14 @@ def _print_summary(outcome: RunOutcome, console: Console) -> None:
     table.add_column("family")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("what")
     for family, metrics in results.items():
         if not isinstance(metrics, dict) or "episodes" not in metrics:
             continue
-        for key in SUMMARY_KEYS:
-            if metrics.get(key) is not None:
-                table.add_row(family, key, f"{metrics[key]:.2f}")
+        for key, about in summary_keys(family).items():  # what the family's metric module declares
+            value = metrics.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                table.add_row(escape(family), escape(key), f"{value:.2f}", escape(about))
     console.print(table)
 
 

@@ -12,7 +12,7 @@ from scenarios.bounded_yaml import MAX_FILE_BYTES, YamlLimitError, describe_yaml
 from scenarios.schema import Scenario
 from scenarios.validation import ScenarioProblems
 
-SCENARIO_ROOT = Path(__file__).parent
+SCENARIO_ROOT = Path(__file__).parent  # the project's own suite folders live here (see scenarios/shipped.py)
 MAX_PROBLEMS_SHOWN = 10
 
 
@@ -90,9 +90,10 @@ def field_path(loc: tuple[int | str, ...], data: object) -> str:
     return ".".join(parts)
 
 
-def load_suite_dir(directory: Path) -> list[Scenario]:
-    """A shipped suite (written by us): unlike imported ones, every scenario must carry good and bad reference
-    trajectories, so `python -m envs.check` can prove its labels."""
+def load_suite_dir(directory: Path, suite: str | None = None) -> list[Scenario]:
+    """A shipped suite (written, not imported; `suite` defaults to the folder's name): unlike imported ones, every
+    scenario must carry good and bad reference trajectories, so `python -m envs.check` can prove its labels."""
+    suite = suite or directory.name
     misnamed = sorted(directory.glob("*.yml"))
     if misnamed:
         raise ScenarioError(f"{misnamed[0]}: scenario files end in .yaml (a .yml file would be skipped)")
@@ -106,14 +107,9 @@ def load_suite_dir(directory: Path) -> list[Scenario]:
         if scenario.id in seen:
             raise ScenarioError(f"{path}: field id: duplicate scenario id {scenario.id!r} "
                                 f"(also in {seen[scenario.id]})")
-        if scenario.suite != directory.name:
-            raise ScenarioError(f"{path}: field suite: is {scenario.suite!r} but the file lives in suite "
-                                f"folder {directory.name!r}")
+        if scenario.suite != suite:
+            raise ScenarioError(f"{path}: field suite: is {scenario.suite!r} but the file lives in the folder of "
+                                f"suite {suite!r}")
         seen[scenario.id] = path
         scenarios.append(scenario)
     return scenarios
-
-
-def shipped_suite_dirs() -> dict[str, Path]:
-    """Suites written by us: every folder under scenarios/ that holds scenario files."""
-    return {d.name: d for d in sorted(SCENARIO_ROOT.iterdir()) if d.is_dir() and any(d.glob("*.yaml"))}

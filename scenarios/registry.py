@@ -1,4 +1,7 @@
-"""Suites and selection: `scenario=<id|glob|suite>[,...]` resolves to a list of scenarios."""
+"""Suites and selection: `scenario=<id|glob|suite>[,...]` resolves to a list of scenarios.
+
+Suites are found by name through the entry-point group `safety_sandbox.suite` (see pyproject.toml): a suite folder
+(YAML files with references) or an importer that reads data the user points at."""
 
 from __future__ import annotations
 
@@ -6,12 +9,14 @@ import difflib
 import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from scenarios.loader import ScenarioError, describe_validation_error, load_suite_dir, shipped_suite_dirs
+from envs.plugins import Entry, PluginError, Registry, UnknownPart, entry_points_of
+from scenarios.loader import ScenarioError, describe_validation_error, load_suite_dir
 from scenarios.schema import Scenario
 
 SuiteLoader = Callable[["SourceOptions"], list[Scenario]]
@@ -26,33 +31,78 @@ class SourceOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_IMPORTED: dict[str, SuiteLoader] = {}
+@dataclass(frozen=True)
+class SuiteFolder:
+    """A suite written as YAML files in one folder (a shipped suite): every scenario carries good and bad references
+    and names the suite it is registered as."""
+
+    path: Path
+
+    @classmethod
+    def beside(cls, module_file: str, *parts: str) -> SuiteFolder:
+        """The folder `parts` next to a module, e.g. `SuiteFolder.beside(__file__, "my-suite")`."""
+        return cls(Path(module_file).parent.joinpath(*parts))
+
+
+def _suite_part(obj: object) -> object:
+    if isinstance(obj, SuiteFolder) or (callable(obj) and not isinstance(obj, type)):
+        return obj
+    raise TypeError("a scenarios.registry.SuiteFolder or an importer function (SourceOptions -> list[Scenario])")
+
+
+# Found through the entry-point group `safety_sandbox.suite`; each entry point names a SuiteFolder or an importer.
+SUITES: Registry[SuiteFolder | SuiteLoader] = Registry("suite", _suite_part)
 
 
 def imported_suite(name: str) -> Callable[[SuiteLoader], SuiteLoader]:
+    """Register an importer in this process only (tests); installed packages declare an entry point instead."""
+
     def register(fn: SuiteLoader) -> SuiteLoader:
-        _IMPORTED[name] = fn
-        return fn
+        return SUITES.add(name, fn)
 
     return register
 
 
-def _ensure_importers() -> None:
-    import scenarios.importers  # noqa: F401  (registers importers)
+def folder_suites(root: Path) -> list[Entry]:
+    """A suite for every sub-folder of `root` that holds scenario files, named after the folder."""
+    found = sorted(d for d in root.iterdir() if d.is_dir() and any(d.glob("*.yaml")))
+    return [Entry("suite", d.name, str(d), f"the folder {d}", partial(SuiteFolder, d)) for d in found]
+
+
+def with_folder_suites(root: Path) -> Callable[[str], list[Entry]]:
+    """For `SUITES.discover`: the installed importers, with the installed suite folders replaced by the folders
+    under `root` (how a test sets up suites of its own and nothing else)."""
+
+    def discover(kind: str) -> list[Entry]:
+        importers = [e for e in entry_points_of(kind) if not isinstance(e.load(), SuiteFolder)]
+        return [*importers, *folder_suites(root)]
+
+    return discover
+
+
+def _suite(name: str) -> SuiteFolder | SuiteLoader:
+    try:
+        return SUITES.get(name)
+    except UnknownPart:
+        raise ScenarioError(f"unknown suite {name!r}{_suggest(name, suite_names())}") from None
+    except PluginError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 @cache
 def _shipped() -> dict[str, tuple[Scenario, ...]]:
-    """Every shipped suite, loaded together, so that an id used in two suites is an error whichever is asked for."""
-    _ensure_importers()
-    dirs = shipped_suite_dirs()
-    taken = sorted(set(dirs) & set(_IMPORTED))
-    if taken:
-        raise ScenarioError(f"{dirs[taken[0]]}: a shipped suite folder cannot take the name of the imported suite "
-                            f"{taken[0]!r}; rename the folder")
-    suites = {name: tuple(load_suite_dir(directory)) for name, directory in dirs.items()}
+    """Every suite folder, loaded together, so that an id used in two suites is an error whichever is asked for."""
+    folders = {name: part for name in suite_names() if isinstance(part := _suite(name), SuiteFolder)}
+    suites = {name: tuple(_load_folder(name, folder)) for name, folder in folders.items()}
     refuse_duplicate_ids(s for suite in suites.values() for s in suite)
     return suites
+
+
+def _load_folder(name: str, folder: SuiteFolder) -> list[Scenario]:
+    if not folder.path.is_dir() or not any(folder.path.glob("*.yaml")):
+        raise ScenarioError(f"{folder.path}: suite {name!r} is registered as this folder, which holds no scenario "
+                            "files (*.yaml)")
+    return load_suite_dir(folder.path, name)
 
 
 def refuse_duplicate_ids(scenarios: Iterable[Scenario]) -> None:
@@ -69,23 +119,21 @@ def _refuse_clash(first: Scenario, second: Scenario) -> None:
 
 
 def suite_names() -> list[str]:
-    _ensure_importers()
-    return sorted(set(shipped_suite_dirs()) | set(_IMPORTED))
+    """Every registered suite; nothing is imported."""
+    return SUITES.names()
 
 
 def load_suite(name: str, options: SourceOptions | None = None) -> list[Scenario]:
-    _ensure_importers()
     options = options or SourceOptions()
-    if name in shipped_suite_dirs():
+    part = _suite(name)
+    if isinstance(part, SuiteFolder):
         return list(_shipped()[name])
-    if name in _IMPORTED:
-        return _load_imported(name, options)
-    raise ScenarioError(f"unknown suite {name!r}{_suggest(name, suite_names())}")
+    return _load_imported(name, part, options)
 
 
-def _load_imported(name: str, options: SourceOptions) -> list[Scenario]:
+def _load_imported(name: str, importer: SuiteLoader, options: SourceOptions) -> list[Scenario]:
     try:
-        scenarios = _IMPORTED[name](options)
+        scenarios = importer(options)
     except ValidationError as exc:  # an importer built a scenario the schema refuses
         raise ScenarioError(f"suite {name}: an imported scenario is invalid: {describe_validation_error(exc)}"
                             ) from None

@@ -16,7 +16,7 @@ import envs.check as check_cli
 from envs.config import MAX_SEED
 from envs.run import main as run_main
 from evaluator.store import TrajectoryStore
-from scenarios import loader, registry
+from scenarios import registry
 from scenarios.__main__ import main as list_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,7 +191,7 @@ def bad_suite_root(tmp_path: Path, monkeypatch) -> Path:
     path = tmp_path / "badsuite" / "broken.yaml"
     path.parent.mkdir()
     path.write_text(yaml.safe_dump({"id": "badsuite/broken", "suite": "badsuite", "messages": "not a list"}))
-    monkeypatch.setattr(loader, "SCENARIO_ROOT", tmp_path)
+    monkeypatch.setattr(registry.SUITES, "discover", registry.with_folder_suites(tmp_path))
     monkeypatch.delenv("MANAGERBENCH_DATA", raising=False)
     registry._shipped.cache_clear()
     yield path
@@ -219,8 +219,8 @@ def test_a_bad_scenario_file_in_a_real_process(bad_suite_root: Path, tmp_path: P
              "envs.run": ["scenario=badsuite", "agent=noop", f"out={tmp_path / 'run'}"]}
     procs = []
     for module, argv in calls.items():
-        code = (f"import sys; from pathlib import Path; from scenarios import loader; "
-                f"loader.SCENARIO_ROOT = Path({str(bad_suite_root.parents[1])!r}); "
+        code = (f"import sys; from pathlib import Path; from scenarios import registry; "
+                f"registry.SUITES.discover = registry.with_folder_suites(Path({str(bad_suite_root.parents[1])!r})); "
                 f"from {module} import main; sys.exit(main({argv!r}))")
         procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))

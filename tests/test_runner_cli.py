@@ -17,8 +17,8 @@ import httpx
 import pytest
 from official_data import OFFICIAL_DATA, needs_official
 
+from agents.registry import AGENTS
 from agents.scripted import ReferenceAgent
-from envs import runner
 from envs.config import parse_args
 from envs.run import main
 from envs.runner import execute
@@ -332,8 +332,9 @@ class FailingOnControl(ReferenceAgent):
 ])
 def test_agent_errors_are_recorded_and_retried(tmp_path: Path, monkeypatch, capsys, exc, kind, reason):
     out = tmp_path / "run"
-    args = ["scenario=managerbench", "agent=reference-good", f"out={out}", "progress=false"]
-    monkeypatch.setattr(runner, "make_agent", lambda *a, **k: FailingOnControl(exc))
+    args = ["scenario=managerbench", "agent=failing-on-control", f"out={out}", "progress=false"]
+    monkeypatch.setattr(AGENTS, "local", {})  # this test's in-process agents, dropped after it
+    AGENTS.add("failing-on-control", lambda spec: FailingOnControl(exc))
     assert run_cli(*args) == 1
     assert "ended in errors" in stderr_text(capsys)
     rows = lines_of(out)
@@ -347,7 +348,7 @@ def test_agent_errors_are_recorded_and_retried(tmp_path: Path, monkeypatch, caps
     assert results["errors"] == n_control and results["error_kinds"] == {kind: n_control}
     assert results["episodes"] == len(SHIPPED) - n_control
 
-    monkeypatch.undo()
+    AGENTS.add("failing-on-control", lambda spec: ReferenceAgent("good"))  # the same agent name, now fixed
     outcome = execute(parse_args(args))
     assert (outcome.ran, outcome.skipped, outcome.errors) == (n_control, len(SHIPPED) - n_control, [])
     assert_unique_finished(out, len(SHIPPED))

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from agents.base import Agent
+from agents.registry import AGENTS
 from envs.config import parse_args
 from envs.env import SafetyEnv
 from envs.runner import execute
@@ -73,8 +74,9 @@ def test_dead_sandbox_becomes_a_recorded_backend_error(backend):
 
 def test_run_goes_on_after_a_crash_and_rerun_retries_it(backend, tmp_path, monkeypatch):
     crasher = CrashingAgent()
-    monkeypatch.setattr("envs.runner.make_agent", lambda *a, **k: crasher)
-    argv = [f"scenario={SCENARIO}", f"backend={backend}", "agent=noop", f"out={tmp_path}", "progress=false"]
+    monkeypatch.setattr(AGENTS, "local", {})  # this test's in-process agents, dropped after it
+    AGENTS.add("crasher", lambda spec: crasher)
+    argv = [f"scenario={SCENARIO}", f"backend={backend}", "agent=crasher", f"out={tmp_path}", "progress=false"]
     first = execute(parse_args(argv))
     assert first.ran == 2 and len(first.errors) == 1
     assert first.errors[0].error.kind == "backend"

@@ -19,7 +19,7 @@ from official_data import needs_official
 import envs.check as check_cli
 from envs.check import check_scenario
 from envs.episode import prepare_episode
-from scenarios import loader, registry
+from scenarios import registry
 from scenarios.bounded_yaml import MAX_FILE_BYTES, MAX_NODES
 from scenarios.importers.managerbench_official import (
     CONTROL_FILES,
@@ -449,7 +449,8 @@ def broken_suite_root(tmp_path, monkeypatch):
     bad["references"] = {"good": good["references"]["bad"], "bad": good["references"]["good"]}
     _write(tmp_path / "brokensuite" / "good.yaml", good)
     _write(tmp_path / "brokensuite" / "swapped.yaml", bad)
-    monkeypatch.setattr(loader, "SCENARIO_ROOT", tmp_path)
+    monkeypatch.setattr(registry.SUITES, "discover", registry.with_folder_suites(tmp_path))
+    monkeypatch.setattr(registry.SUITES, "local", {})
     registry._shipped.cache_clear()
     yield tmp_path
     registry._shipped.cache_clear()
@@ -783,7 +784,8 @@ def test_yml_files_in_a_suite_are_not_skipped_silently(tmp_path):
 
 @pytest.fixture
 def scenario_root(tmp_path, monkeypatch):
-    monkeypatch.setattr(loader, "SCENARIO_ROOT", tmp_path)
+    monkeypatch.setattr(registry.SUITES, "discover", registry.with_folder_suites(tmp_path))
+    monkeypatch.setattr(registry.SUITES, "local", {})
     registry._shipped.cache_clear()
     yield tmp_path
     registry._shipped.cache_clear()
@@ -811,7 +813,7 @@ def _fake_importer(scenarios: list[Scenario]) -> registry.SuiteLoader:
 def test_same_id_in_a_shipped_and_an_imported_suite_names_both(scenario_root, monkeypatch):
     shipped_file = _write(scenario_root / "alpha" / "x.yaml", _as_suite("alpha", "alpha/x"))
     imported = Scenario.model_validate(_as_suite("fake", "alpha/x")).from_origin("/data/fake.json[3]")
-    monkeypatch.setitem(registry._IMPORTED, "fake", _fake_importer([imported]))
+    registry.imported_suite("fake")(_fake_importer([imported]))
     with pytest.raises(ScenarioError) as err:
         load_suite("fake")
     assert str(err.value) == f"/data/fake.json[3]: field id: scenario id 'alpha/x' is also used by {shipped_file}"
@@ -820,8 +822,8 @@ def test_same_id_in_a_shipped_and_an_imported_suite_names_both(scenario_root, mo
 def test_a_shipped_folder_cannot_shadow_an_imported_suite(scenario_root):
     folder = scenario_root / "odcv"
     _write(folder / "x.yaml", _as_suite("odcv", "odcv/x"))
-    with pytest.raises(ScenarioError, match=f"{folder}: a shipped suite folder cannot take the name of the imported "
-                                            "suite 'odcv'"):
+    with pytest.raises(ScenarioError, match=f"suite 'odcv' is registered twice: by package safety-sandbox .* and by "
+                                            f"the folder {folder}"):
         select("managerbench")
 
 
@@ -847,7 +849,7 @@ def _fake_importer_building(mutate: Callable[[dict], None]) -> registry.SuiteLoa
     (_seed("/etc/shadow"), "field world.files: file '/etc/shadow' lies outside the work dir"),
 ], ids=["file-too-large", "scenario-too-large", "too-many-files", "outside-workdir"])
 def test_imported_scenarios_are_held_to_the_same_rules(scenario_root, monkeypatch, mutate, fragment):
-    monkeypatch.setitem(registry._IMPORTED, "fake", _fake_importer_building(mutate))
+    registry.imported_suite("fake")(_fake_importer_building(mutate))
     with pytest.raises(ScenarioError) as err:
         load_suite("fake")
     message = str(err.value)

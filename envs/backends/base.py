@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from envs.actions import ToolCall
+from envs.plugins import PluginError, Registry, subclass_of
 from envs.sandbox.base import SandboxLimits
 from envs.tools import ToolResult, ToolSpec
 from envs.world import World
@@ -49,12 +50,13 @@ class Backend(ABC):
         """Release resources. Safe to call twice."""
 
 
-_BACKENDS: dict[str, type[Backend]] = {}
+# Found through the entry-point group `safety_sandbox.backend`; each entry point names a Backend subclass.
+BACKENDS: Registry[type[Backend]] = Registry("backend", subclass_of(Backend))
 
 
 def register_backend(cls: type[Backend]) -> type[Backend]:
-    _BACKENDS[cls.name] = cls
-    return cls
+    """Register a backend in this process only (tests); installed packages declare an entry point instead."""
+    return BACKENDS.add(cls.name, cls)
 
 
 def make_backend(name: str, limits: SandboxLimits | None = None) -> Backend:
@@ -66,11 +68,13 @@ def make_backend(name: str, limits: SandboxLimits | None = None) -> Backend:
 
 
 def backend_class(name: str) -> type[Backend]:
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
-    return _BACKENDS[name]
+    """Raises UnknownPart (a ValueError) naming close matches, or PluginError for a broken plugin."""
+    cls = BACKENDS.get(name)
+    if getattr(cls, "name", None) != name:  # the trajectory records `cls.name`: it must be the name it was run by
+        raise PluginError(f"backend {name!r} is the class {cls.__qualname__}, whose name is "
+                          f"{getattr(cls, 'name', None)!r}; the entry point and the class must use one name")
+    return cls
 
 
 def backend_names() -> list[str]:
-    return sorted(_BACKENDS)
-
+    return BACKENDS.names()

@@ -9,7 +9,7 @@ from typing import ClassVar
 from pydantic import ValidationError
 
 from envs.actions import ToolCall
-from envs.backends.base import BackendError, register_backend
+from envs.backends.base import BackendError
 from envs.backends.sim import SimBackend
 from envs.sandbox import Sandbox, SandboxError, SandboxSpec, get_provider
 from envs.tools import ToolError, ToolResult
@@ -127,13 +127,11 @@ class ShellBackend(SimBackend):
         return self._sandbox
 
 
-@register_backend
 class LocalBackend(ShellBackend):
     name = "local"
     provider_name = "local"
 
 
-@register_backend
 class DockerBackend(ShellBackend):
     name = "docker"
     provider_name = "docker"

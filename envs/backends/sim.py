@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from envs.actions import ToolCall
-from envs.backends.base import Backend, BackendError, register_backend
+from envs.backends.base import Backend, BackendError
 from envs.spaces import clip_text
 from envs.tools import Tool, ToolError, ToolResult, ToolSpec, tools_for
 from envs.world import World
 
 
-@register_backend
 class SimBackend(Backend):
     name = "sim"
     has_shell = False  # shell backends extend this one and also serve the tools that need a shell

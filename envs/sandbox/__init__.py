@@ -1,7 +1,8 @@
-"""Sandboxes for shell backends. Importing this package registers the providers."""
+"""Sandboxes for shell backends. Providers are found by name through the entry-point group
+`safety_sandbox.sandbox_provider` (see pyproject.toml), so importing this package starts none."""
 
-from envs.sandbox import docker, local  # noqa: F401  (registers the providers)
 from envs.sandbox.base import (
+    PROVIDERS,
     ExecResult,
     Sandbox,
     SandboxError,
@@ -14,5 +15,5 @@ from envs.sandbox.base import (
     shutdown_providers,
 )
 
-__all__ = ["ExecResult", "Sandbox", "SandboxError", "SandboxLimits", "SandboxProvider", "SandboxSpec",
+__all__ = ["PROVIDERS", "ExecResult", "Sandbox", "SandboxError", "SandboxLimits", "SandboxProvider", "SandboxSpec",
            "SandboxUnavailable", "get_provider", "register_provider", "shutdown_providers"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from envs.plugins import PluginError, Registry, UnknownPart, a_callable
 from envs.world.files import FileEntry
 
 
@@ -144,15 +145,18 @@ class SandboxProvider(ABC):
         """Destroy every sandbox the provider holds."""
 
 
-_FACTORIES: dict[str, Callable[[], SandboxProvider]] = {}
-_PROVIDERS: dict[str, SandboxProvider] = {}
+# Found through the entry-point group `safety_sandbox.sandbox_provider`; each entry point names a factory (usually the
+# provider class) called with no arguments.
+PROVIDERS: Registry[Callable[[], SandboxProvider]] = Registry("sandbox_provider", a_callable)
+_PROVIDERS: dict[str, SandboxProvider] = {}  # the providers started in this process
 _LOCK = threading.Lock()
 
 
 def register_provider(name: str) -> Callable[[Callable[[], SandboxProvider]], Callable[[], SandboxProvider]]:
+    """Register a provider factory in this process only (tests); installed packages declare an entry point."""
+
     def register(factory: Callable[[], SandboxProvider]) -> Callable[[], SandboxProvider]:
-        _FACTORIES[name] = factory
-        return factory
+        return PROVIDERS.add(name, factory)
 
     return register
 
@@ -161,9 +165,15 @@ def get_provider(name: str) -> SandboxProvider:
     """The process-wide provider (it owns the warm pool); shut down at interpreter exit."""
     with _LOCK:
         if name not in _PROVIDERS:
-            if name not in _FACTORIES:
-                raise SandboxUnavailable(f"unknown sandbox provider {name!r}; known: {', '.join(sorted(_FACTORIES))}")
-            _PROVIDERS[name] = _FACTORIES[name]()
+            try:
+                factory = PROVIDERS.get(name)
+            except UnknownPart as exc:
+                raise SandboxUnavailable(str(exc)) from None
+            provider = factory()
+            if not isinstance(provider, SandboxProvider):
+                raise PluginError(f"sandbox provider {name!r}: its factory made a {type(provider).__qualname__}, "
+                                  "not a SandboxProvider")
+            _PROVIDERS[name] = provider
         return _PROVIDERS[name]
 
 

@@ -48,7 +48,6 @@ from envs.sandbox.base import (
     SandboxProvider,
     SandboxSpec,
     SandboxUnavailable,
-    register_provider,
 )
 from envs.sandbox.docker_sandbox import DockerSandbox, docker_sdk, roots_of
 from envs.sandbox.process import pid_alive
@@ -271,6 +270,3 @@ def _signals_held():
         for sig, handler in previous.items():
             with contextlib.suppress(Exception):
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-
-
-register_provider("docker")(DockerProvider)

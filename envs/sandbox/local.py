@@ -28,13 +28,13 @@ from envs.sandbox.base import (
     SandboxProvider,
     SandboxSpec,
     SandboxUnavailable,
-    register_provider,
 )
 from envs.sandbox.launchers import AGENT_UID, LAUNCH_ENV, Launcher, Layout, find_launcher
 from envs.sandbox.limits import CgroupLimits, reap_dead_cgroups, ulimit_prefix
 from envs.sandbox.process import run_capped
 from envs.sandbox.tmpfs import detach, mount_tmpfs
 from envs.world.files import FileEntry, PathEscapeError, file_entry_from_bytes
+from envs.world.paths import is_under
 
 TMP_PREFIX = "safety-sandbox-"
 HOST_FOLDER_TMPFS = "size=1m,nr_inodes=256,mode=0711"  # /etc and empty mount points; others may only traverse
@@ -224,7 +224,7 @@ class LocalSandbox(Sandbox):
             raise PathEscapeError(f"{path!r} holds a NUL byte")
         normal = os.path.normpath(path)
         for root, mirror in self._roots.items():
-            if normal == root or normal.startswith(root.rstrip("/") + "/"):
+            if is_under(normal, root):
                 host = (mirror / os.path.relpath(normal, root)).resolve(strict=False)
                 if host != mirror and mirror not in host.parents:
                     raise PathEscapeError(f"{path!r} leads outside the work dir")
@@ -294,6 +294,3 @@ def _reap_dead_dirs() -> None:
                 detach(mirror)
             detach(folder)
             shutil.rmtree(folder, ignore_errors=True)
-
-
-register_provider("local")(LocalProvider)

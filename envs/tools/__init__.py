@@ -1,6 +1,6 @@
-"""Importing this package registers every tool."""
+"""Tools: typed functions over the world. Each is found by name through the entry-point group `safety_sandbox.tool`
+(see pyproject.toml)."""
 
-from envs.tools import agent, console, files  # noqa: F401  (registration side effect)
-from envs.tools.base import Tool, ToolError, ToolResult, ToolSpec, registered_tools, tools_for
+from envs.tools.base import TOOLS, Tool, ToolError, ToolResult, ToolSpec, registered_tools, tools_for
 
-__all__ = ["Tool", "ToolError", "ToolResult", "ToolSpec", "registered_tools", "tools_for"]
+__all__ = ["TOOLS", "Tool", "ToolError", "ToolResult", "ToolSpec", "registered_tools", "tools_for"]

@@ -1,23 +1,16 @@
-"""Per-benchmark metrics over scored trajectories; each family registers its function here."""
+"""Per-benchmark metrics over scored trajectories. Every family gets the generic rates; a family's own metrics are
+found through the entry-point group `safety_sandbox.metric` (see pyproject.toml), named after the family."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from envs.plugins import PluginError, Registry, instance_of
+from evaluator.metrics.base import MetricFamily, MetricFn
 from records.trajectory import Trajectory
 
-MetricFn = Callable[[Sequence[Trajectory]], dict[str, Any]]
-
-_METRICS: dict[str, MetricFn] = {}
-
-
-def family_metrics(family: str) -> Callable[[MetricFn], MetricFn]:
-    def register(fn: MetricFn) -> MetricFn:
-        _METRICS[family] = fn
-        return fn
-
-    return register
+METRICS: Registry[MetricFamily] = Registry("metric", instance_of(MetricFamily))
 
 
 def generic_metrics(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
@@ -38,10 +31,38 @@ def generic_metrics(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
     }
 
 
-def metrics_for(family: str, trajectories: Sequence[Trajectory]) -> dict[str, Any]:
-    from evaluator.metrics import kpi, managerbench  # noqa: F401  (registers)
+GENERIC = MetricFamily(family="every family", compute=generic_metrics, summary={
+    "harm_rate": "% of episodes where a harm check held",
+    "over_caution_rate": "% of episodes where an over-caution check held",
+    "refusal_rate": "% of episodes where the agent refused",
+    "success_rate": "% succeeded, of the episodes that have a success check",
+})
 
+
+def family_metrics(family: str) -> MetricFamily | None:
+    """The metrics a family declares, or None if no installed package declares any."""
+    if family not in METRICS:
+        return None
+    declared = METRICS.get(family)
+    if declared.family != family:
+        raise PluginError(f"metric {family!r} is declared for family {declared.family!r}; the entry point and the "
+                          "MetricFamily must use one name")
+    return declared
+
+
+def metrics_for(family: str, trajectories: Sequence[Trajectory]) -> dict[str, Any]:
     result = generic_metrics(trajectories)
-    if family in _METRICS:
-        result.update(_METRICS[family](trajectories))
+    declared = family_metrics(family)
+    if declared is not None:
+        result.update(declared.compute(trajectories))
     return result
+
+
+def summary_keys(family: str) -> dict[str, str]:
+    """The keys the summary shows for a family (its own first, then the generic rates), with descriptions."""
+    declared = family_metrics(family)
+    return {**(declared.summary if declared else {}), **GENERIC.summary}
+
+
+__all__ = ["GENERIC", "METRICS", "MetricFamily", "MetricFn", "family_metrics", "generic_metrics", "metrics_for",
+           "summary_keys"]

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from records.checks import ConsoleDecisionCheck, RefusedCheck
 from scenarios.loader import ScenarioError, describe_validation_error
-from scenarios.registry import SourceOptions, imported_suite
+from scenarios.registry import SourceOptions
 from scenarios.schema import (
     LETTER_TOKEN,
     OPTIONS_TOKEN,
@@ -166,6 +166,5 @@ def _load(source_dir: Path, items: str) -> tuple[Scenario, ...]:
     return tuple(scenarios)
 
 
-@imported_suite(SUITE)
 def load_managerbench_official(options: SourceOptions) -> list[Scenario]:
     return list(_load(resolve_source(options.source), options.items))

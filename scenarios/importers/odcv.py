@@ -38,11 +38,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from envs.world import FileEntry, FileSystem, World
+from envs.world.paths import is_under
 from records.checks import AppendOnlyCheck, FileChangedCheck, RefusedCheck
 from sandbox_images.derived import DerivedImage, base_from_line, register, register_broken
 from scenarios.importers.dockerfile import Translation, translate
 from scenarios.loader import ScenarioError
-from scenarios.registry import SourceOptions, imported_suite
+from scenarios.registry import SourceOptions
 from scenarios.schema import VARIANT_TOKEN, JudgeRubric, Message, Scenario
 
 SUITE = "odcv"
@@ -135,10 +136,6 @@ def read_prompt(path: Path, label: str) -> tuple[str, str, str]:
     return system.strip(), user.strip(), harmful.strip() if isinstance(harmful, str) else ""
 
 
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def _is_system(path: str) -> bool:
     return path in SYSTEM_DIRS or path.startswith(SPECIAL_PREFIXES)
 
@@ -160,14 +157,14 @@ def choose_roots(translation: Translation, workdir: str) -> tuple[list[str], lis
     candidates = set()
     notes = []
     for folder in sorted(translation.placed_dirs):
-        if _under(folder, workdir) or _under(workdir, folder):
+        if is_under(folder, workdir) or is_under(workdir, folder):
             continue
         if _is_system(folder):
             notes.append(f"{folder} is a system folder: the sandbox leaves it as the image has it (not reset, not "
                          "read back, not writable by the agent, uid 1000)")
             continue
         candidates.add(folder)
-    roots = sorted(c for c in candidates if not any(c != o and _under(c, o) for o in candidates))
+    roots = sorted(c for c in candidates if not any(c != o and is_under(c, o) for o in candidates))
     return roots, notes
 
 
@@ -192,12 +189,12 @@ def build_variant(root: Path, name: str, variant: str) -> VariantData:
                             "work dir")
     extra_roots, root_notes = choose_roots(translation, workdir)
     roots = [workdir, *extra_roots]
-    seeded = {p: v for p, v in translation.files.items() if any(_under(p, r) for r in roots)}
+    seeded = {p: v for p, v in translation.files.items() if any(is_under(p, r) for r in roots)}
     unmanaged = sorted(set(translation.files) - set(seeded))
     files = {p: file_entry(data, mode) for p, (data, mode) in seeded.items()}
     for folder_path in sorted(translation.dirs):  # folders made but left empty: keep them with a marker file
-        inside = any(_under(folder_path, r) and folder_path != r for r in roots)
-        if inside and not any(_under(p, folder_path) for p in translation.files):
+        inside = any(is_under(folder_path, r) and folder_path != r for r in roots)
+        if inside and not any(is_under(p, folder_path) for p in translation.files):
             files[posixpath.join(folder_path, KEEP)] = FileEntry(content="")
     slug = slugify(name)
     image = register(DerivedImage(
@@ -384,6 +381,5 @@ def _load(root: Path) -> tuple[Scenario, ...]:
     return tuple(scenarios)
 
 
-@imported_suite(SUITE)
 def load_odcv(options: SourceOptions) -> list[Scenario]:
     return list(_load(resolve_source(options.source)))
