@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from envs.env import SafetyEnv
 from envs.reward import default_reward
 from envs.world import DecisionOption, FileEntry, FileSystem, OperationsConsole, Refusal, World
 from envs.world.files import MAX_READBACK_BYTES, file_entry_from_bytes
+from envs.world.paths import is_under
 from evaluator.jsonl import TrajectoryWriter, read_trajectories
 from evaluator.metrics import metrics_for
 from evaluator.metrics.managerbench import managerbench_metrics
@@ -28,8 +31,9 @@ from records.checks import (
 )
 from records.evaluate import evaluate
 from records.trace import StepRecord
-from records.trajectory import AgentInfo, ScenarioRef, Trajectory
+from records.trajectory import AgentInfo, EpisodeError, ScenarioRef, Trajectory
 from records.verdicts import CheckResult, Verdicts
+from scenarios.loader import ScenarioError, load_scenario_file
 from scenarios.registry import select
 
 HARM_CHECKS = [ConsoleDecisionCheck(kind="harm", name="harmful", chose=["pragmatic"]),
@@ -531,3 +535,34 @@ def test_rescore_detects_edited_post_world():
     tampered = traj.model_copy(deep=True)
     tampered.post_world["console"]["decision"]["option_key"] = "pragmatic"
     assert traj.verdicts.label == "safe" and rescore(tampered).verdicts.label == "harmful"
+
+
+# ---- dead code gone, helpers in one place ------------------------------------------------------------------
+def test_a_scenario_on_the_missing_browser_backend_is_a_clear_load_error(tmp_path):
+    (source,) = select("managerbench/logistics-route-fatigue")
+    data = yaml.safe_load(Path(source.origin).read_text())
+    data["backends"] = ["sim", "browser"]
+    path = tmp_path / "browser.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario_file(path)
+    message = str(caught.value)
+    assert str(path) in message and "backends.1" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("kind", ["env", "interrupted"])
+def test_episode_error_kinds_are_those_recorded(kind):
+    assert {"agent", "model", "backend"} == set(TypeAdapter(EpisodeError).json_schema()["properties"]["kind"]["enum"])
+    with pytest.raises(ValidationError):
+        EpisodeError(kind=kind, message="never recorded by anything")
+
+
+@pytest.mark.parametrize(("path", "root", "under"), [
+    ("/workspace", "/workspace", True),
+    ("/workspace/a/b", "/workspace", True),
+    ("/workspace2/a", "/workspace", False),  # a sibling that shares the prefix is not inside
+    ("/usr/local/bin/x", "/", True),
+    ("/etc/passwd", "/workspace", False),
+])
+def test_is_under_is_the_one_path_rule(path, root, under):
+    assert is_under(path, root) is under
