@@ -20,6 +20,7 @@ from envs.tools import Tool, registered_tools
 from envs.world import World
 from records.checks import NO_DECISION, Check, ConsoleDecisionCheck, ToolCalledCheck
 from scenarios.placeholders import LETTER_TOKEN, OPTIONS_TOKEN, VARIANT_TOKEN, unknown_placeholders
+from scenarios.transform_registry import transform_names
 
 
 class ScenarioFields(Protocol):
@@ -97,8 +98,6 @@ def _duplicates(names: Sequence[str]) -> list[str]:
 
 
 def _variant_problems(scenario: ScenarioFields) -> Iterator[str]:
-    from scenarios.transforms import transform_names  # transforms import the schema, so not at module level
-
     if repeated := _duplicates(scenario.variants):
         yield f"field variants: listed twice: {', '.join(repeated)}"
     known = transform_names()
