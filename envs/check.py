@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from agents.scripted import ReferenceAgent
-from envs.backends import BackendError, backend_class
+from envs.backends import BACKENDS, BackendError, backend_class, backend_names
 from envs.cli_args import ArgumentError, one_line, split_key_values, wants_help
 from envs.env import EpisodeFailed, SafetyEnv
 from scenarios.__main__ import USAGE, check_items
@@ -81,9 +81,6 @@ def _mislabel(traj, which: str) -> str | None:
     return None
 
 
-BACKENDS = ("sim", "local", "docker")
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if wants_help(argv):
@@ -109,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _backend_list(text: str) -> list[str]:
+    """The backends named by `backends=`: installed ones (the registry, plugins' included), comma-separated."""
     names = [b.strip() for b in text.split(",") if b.strip()]
-    unknown = [b for b in names if b not in BACKENDS]
-    if unknown or not names:
-        raise ArgumentError(f"backends={text!r}: expected a comma list of {', '.join(BACKENDS)}")
+    if not names:
+        raise ArgumentError(f"backends={text!r}: expected a comma list of {', '.join(backend_names())}")
+    for name in names:
+        if name not in BACKENDS:
+            raise ArgumentError(f"backends={text!r}: {BACKENDS.unknown_message(name)}")
     return names
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -18,7 +19,7 @@ from typing import Generic, TypeVar
 
 GROUP_PREFIX = "safety_sandbox."
 # Every kind of part; `judge` is the group judges will use (none ship yet). Apps join when they become units.
-KINDS = ("backend", "sandbox_provider", "tool", "agent", "suite", "transform", "metric", "judge")
+KINDS = ("backend", "backend_info", "sandbox_provider", "tool", "agent", "suite", "transform", "metric", "judge")
 IN_PROCESS = "this process"  # who registered a part added by `Registry.add` rather than by an entry point
 
 T = TypeVar("T")
@@ -48,6 +49,7 @@ class Entry:
 
 
 _generation = 0  # bumped by refresh_installed, so every registry lists its entries again
+_registries: dict[str, weakref.WeakSet[Registry]] = {}  # every registry made in this process, by kind
 
 
 @cache
@@ -65,6 +67,21 @@ def entry_points_of(kind: str) -> list[Entry]:
         found.append(Entry(kind=kind, name=ep.name, target=ep.value,
                            origin=f"package {owner} (entry point {ep.name} = {ep.value})", load=ep.load))
     return found
+
+
+def names_of(kind: str) -> list[str]:
+    """Every name of `kind`, installed or added in this process, with nothing imported: how a lower layer learns
+    the names a higher layer's registry holds (a scenario's `backends:` are checked this way)."""
+    names = set(_installed_names(kind, _generation))
+    for registry in list(_registries.get(kind, ())):
+        names.update(registry.names())
+    return sorted(names)
+
+
+@cache
+def _installed_names(kind: str, generation: int) -> frozenset[str]:
+    # Scenario validation asks for every scenario (2,440 official ones): list once per scan, not per call.
+    return frozenset(ep.name for ep in _installed_entry_points().select(group=group(kind)))
 
 
 def refresh_installed() -> None:
@@ -114,6 +131,7 @@ class Registry(Generic[T]):
         self._listed: tuple[int, Callable[[str], Iterable[Entry]], list[Entry]] | None = None
         self._loaded: dict[Entry, T] = {}
         self._lock = threading.RLock()
+        _registries.setdefault(kind, weakref.WeakSet()).add(self)
 
     def add(self, name: str, part: T) -> T:
         """Register `part` in this process only (a test, a notebook); installed packages use entry points."""

@@ -67,7 +67,8 @@ class Scenario(BaseModel):
     world: World
     tools: list[str] | None = None  # None = every tool the world's apps support
     # At least one: with none, `envs.check` would replay nothing and pass.
-    backends: list[Literal["sim", "local", "docker"]] = Field(default_factory=lambda: ["sim"], min_length=1)
+    # Registered backend names (envs.backend_info), checked against what each serves by scenarios.validation.
+    backends: list[str] = Field(default_factory=lambda: ["sim"], min_length=1)
     variants: list[str] = Field(default_factory=lambda: ["base"], min_length=1)
     # Variants that differ only in one sentence (KPI: mandated vs incentivized) give it here; variants that differ
     # in several places give a mapping of named slots per variant, used as {{variant_text.<slot>}}.

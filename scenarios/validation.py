@@ -7,6 +7,7 @@ is a line `field <path>: <what is wrong>`, the path as written in the scenario f
 
 from __future__ import annotations
 
+import difflib
 import posixpath
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +17,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from envs.backend_info import BackendInfo, backend_info, installed_backends
+from envs.plugins import PluginError
 from envs.tools import Tool, registered_tools
 from envs.world import World
 from records.checks import NO_DECISION, Check, ConsoleDecisionCheck, ToolCalledCheck
@@ -54,7 +57,6 @@ class ScenarioFields(Protocol):
 MAX_SEED_FILE_BYTES = 4 * 1024 * 1024
 MAX_SEED_BYTES = 16 * 1024 * 1024
 MAX_SEED_FILES = 5_000
-SHELL_BACKENDS = frozenset({"local", "docker"})  # the backends that can serve tools that need a shell
 GRADED_KINDS = frozenset({"harm", "note"})  # the check kinds whose severity means something
 GLOB_CHARS = re.compile(r"[*?\[]")
 PATH_FIELDS = frozenset({"path", "paths"})  # how checks that read files name them
@@ -82,7 +84,8 @@ def static_problems(scenario: ScenarioFields) -> list[str]:
     tools = registered_tools()
     every_world = worlds(scenario)
     facts = _Facts(scenario, every_world, tools, offered_tools(scenario, tools, every_world))
-    return [*_variant_problems(scenario), *_placeholder_problems(facts), *_tool_problems(facts),
+    return [*_variant_problems(scenario), *_backend_problems(facts), *_placeholder_problems(facts),
+            *_tool_problems(facts),
             *_reference_problems(facts), *_check_problems(facts), *_seed_problems(facts)]
 
 
@@ -105,6 +108,49 @@ def _variant_problems(scenario: ScenarioFields) -> Iterator[str]:
         if variant not in known and variant not in scenario.variant_text and variant not in scenario.variant_worlds:
             yield (f"field variants.{i}: {variant!r} is neither a transform ({', '.join(sorted(known))}) nor "
                    "given in variant_text or variant_worlds")
+
+
+# ---- backends: names registered, capabilities read from their BackendInfo (no backend is imported) -------------
+
+def _info(name: str, installed: Sequence[str]) -> BackendInfo | None:
+    """What backend `name` serves; None if it is not installed or its declaration is broken (reported elsewhere)."""
+    if name not in installed:
+        return None
+    try:
+        return backend_info(name)
+    except PluginError:
+        return None
+
+
+def _backend_problems(facts: _Facts) -> Iterator[str]:
+    scenario = facts.scenario
+    if repeated := _duplicates(scenario.backends):
+        yield f"field backends: listed twice: {', '.join(repeated)}"
+    installed = installed_backends()
+    for i, name in enumerate(scenario.backends):
+        where = f"field backends.{i}"
+        if name not in installed:
+            close = difflib.get_close_matches(name, installed, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            yield f"{where}: backend {name!r} is not installed{hint}; available: {', '.join(installed) or 'none'}"
+            continue
+        try:
+            info = backend_info(name)
+        except PluginError as exc:
+            yield f"{where}: {exc}"
+            continue
+        for label, world in facts.worlds:
+            apps = world.apps()
+            for app in sorted(info.needs_apps - apps):
+                yield f"{where}: backend {name!r} needs the world's {app} app, which {label} lacks"
+            if info.apps is not None and (unserved := sorted(apps - info.apps)):
+                yield (f"{where}: backend {name!r} does not serve the {', '.join(unserved)} app(s) of {label} "
+                       f"(it serves {', '.join(sorted(info.apps)) or 'no app'})")
+
+
+def _shell_backends() -> list[str]:
+    installed = installed_backends()
+    return [name for name in installed if (info := _info(name, installed)) is not None and info.serves_shell]
 
 
 # ---- placeholders ---------------------------------------------------------------------------------------
@@ -130,8 +176,11 @@ def _placeholder_problems(facts: _Facts) -> Iterator[str]:
 
 # ---- tools and references -------------------------------------------------------------------------------
 
-def _shell_everywhere(scenario: ScenarioFields) -> bool:
-    return all(b in SHELL_BACKENDS for b in scenario.backends)
+def _without_shell(scenario: ScenarioFields) -> list[str]:
+    """The scenario's installed backends that serve no shell."""
+    installed = installed_backends()  # a backend that is not installed is reported once, by _backend_problems
+    return sorted({b for b in scenario.backends
+                   if b in installed and ((info := _info(b, installed)) is None or not info.serves_shell)})
 
 
 def offered_tools(scenario: ScenarioFields, tools: Mapping[str, Tool],
@@ -141,7 +190,7 @@ def offered_tools(scenario: ScenarioFields, tools: Mapping[str, Tool],
         return set(scenario.tools)
     hosted = set.intersection(*(w.apps() for _, w in every_world))
     return {name for name, t in tools.items()
-            if (t.app is None or t.app in hosted) and (not t.needs_shell or _shell_everywhere(scenario))}
+            if (t.app is None or t.app in hosted) and (not t.needs_shell or not _without_shell(scenario))}
 
 
 def _tool_problems(facts: _Facts) -> Iterator[str]:
@@ -159,10 +208,10 @@ def _tool_problems(facts: _Facts) -> Iterator[str]:
         for label, apps in hosted:
             if tool.app is not None and tool.app not in apps:
                 yield f"field tools.{i}: tool {name!r} needs the world's {tool.app} app, which {label} lacks"
-        if tool.needs_shell and not _shell_everywhere(scenario):
-            others = [b for b in scenario.backends if b not in SHELL_BACKENDS]
-            yield (f"field tools.{i}: tool {name!r} needs a shell backend ({', '.join(sorted(SHELL_BACKENDS))}), "
-                   f"but backends include {', '.join(others)}")
+        if tool.needs_shell and (others := _without_shell(scenario)):
+            verb = "does" if len(others) == 1 else "do"
+            yield (f"field tools.{i}: tool {name!r} needs a shell backend ({', '.join(_shell_backends()) or 'none'}"
+                   f" installed), but backends include {', '.join(others)}, which {verb} not serve one")
 
 
 @cache

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from envs.actions import ToolCall
+from envs.backend_info import BackendInfo, backend_info
 from envs.plugins import PluginError, Registry, subclass_of
 from envs.sandbox.base import SandboxLimits
 from envs.tools import ToolResult, ToolSpec
@@ -17,8 +18,16 @@ class BackendError(RuntimeError):
 
 
 class Backend(ABC):
+    """A backend's capabilities (does it serve a shell, which apps) are declared apart, as a BackendInfo under its
+    name in the entry-point group `safety_sandbox.backend_info`, so scenarios can be checked without importing it."""
+
     name: ClassVar[str]
     limits: SandboxLimits = SandboxLimits()
+
+    @classmethod
+    def info(cls) -> BackendInfo:
+        """What this backend serves, as declared (envs.backend_info.EMBEDDED if it declares nothing)."""
+        return backend_info(cls.name)
 
     @classmethod
     def preflight(cls) -> None:
@@ -73,6 +82,13 @@ def backend_class(name: str) -> type[Backend]:
     if getattr(cls, "name", None) != name:  # the trajectory records `cls.name`: it must be the name it was run by
         raise PluginError(f"backend {name!r} is the class {cls.__qualname__}, whose name is "
                           f"{getattr(cls, 'name', None)!r}; the entry point and the class must use one name")
+    # Backends built on the embedded one pick their tools by `has_shell`: it must say what the info declares, or a
+    # scenario checked against the info would be served other tools.
+    serves_shell = cls.info().serves_shell
+    if getattr(cls, "has_shell", serves_shell) != serves_shell:
+        raise PluginError(f"backend {name!r} (the class {cls.__qualname__}) has has_shell = {cls.has_shell}, but its "
+                          f"declared info says serves_shell = {serves_shell}; declare it in the entry-point group "
+                          f"safety_sandbox.backend_info (e.g. {name} = \"envs.backend_info:SHELL\")")
     return cls
 
 

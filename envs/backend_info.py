@@ -1,0 +1,42 @@
+"""What a backend serves, declared where a scenario can read it without importing any backend.
+
+Scenarios are checked when they load (a `bash` tool on a backend with no shell, a shell backend over a world with
+no files), but backends sit in a layer above scenarios and importing one may pull in a sandbox (~0.5 s for the
+shell backends). So a backend's capabilities are a small declarative `BackendInfo`, registered in the entry-point
+group `safety_sandbox.backend_info` under the backend's own name. A backend that declares none gets `EMBEDDED`: it
+serves every app and no shell, which is what a subclass of the `sim` backend does.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from envs.plugins import Registry, instance_of, names_of
+
+
+class BackendInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    serves_shell: bool = False  # runs the tools that need a shell (`bash`)
+    apps: frozenset[str] | None = None  # the world apps it can serve; None: every app
+    needs_apps: frozenset[str] = frozenset()  # apps every world it serves must have (a sandbox needs files)
+
+
+EMBEDDED = BackendInfo()
+SHELL = BackendInfo(serves_shell=True, needs_apps=frozenset({"files"}))
+
+# Found through the entry-point group `safety_sandbox.backend_info`; each names a BackendInfo (usually EMBEDDED or
+# SHELL above) under the name of the backend it describes.
+BACKEND_INFOS: Registry[BackendInfo] = Registry("backend_info", instance_of(BackendInfo))
+
+
+def backend_info(name: str) -> BackendInfo:
+    """The capabilities backend `name` declares (EMBEDDED if it declares none). Raises PluginError, one line, for
+    a declaration that fails to load or is not a BackendInfo."""
+    return BACKEND_INFOS.get(name) if name in BACKEND_INFOS else EMBEDDED
+
+
+def installed_backends() -> list[str]:
+    """Every backend name registered (installed packages, and this process once the backend layer is loaded), read
+    from package metadata: no backend is imported."""
+    return names_of("backend")
