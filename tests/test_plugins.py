@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 
 from agents.registry import AGENTS, make_agent
+from envs.backend_info import BACKEND_INFOS, SHELL
 from envs.backends import BACKENDS, backend_class
 from envs.plugins import KINDS, PluginError, UnknownPart, group
 from envs.sandbox import PROVIDERS
 from envs.tools import TOOLS, registered_tools
+from envs.world import APPS
 from evaluator.metrics import METRICS, summary_keys
 from models.spec import ModelConfig
 from scenarios.registry import SUITES, SuiteFolder
@@ -30,8 +32,9 @@ from scenarios.transforms import TRANSFORMS
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "tests" / "plugin_example"
-REGISTRIES = {"backend": BACKENDS, "sandbox_provider": PROVIDERS, "tool": TOOLS, "agent": AGENTS, "suite": SUITES,
-              "transform": TRANSFORMS, "metric": METRICS}
+ECHO_LOG = "SAFETY_SANDBOX_ECHO_LOG"  # where the example plugin's echo-sim backend logs the calls it serves
+REGISTRIES = {"app": APPS, "backend": BACKENDS, "backend_info": BACKEND_INFOS, "sandbox_provider": PROVIDERS,
+              "tool": TOOLS, "agent": AGENTS, "suite": SUITES, "transform": TRANSFORMS, "metric": METRICS}
 
 
 def declared_entry_points() -> dict[str, dict[str, str]]:
@@ -52,6 +55,8 @@ def test_the_project_declares_every_part_as_an_entry_point_and_each_loads():
             assert REGISTRIES[kind].get(name) is not None
     assert set(registered_tools()) == set(declared["tool"])
     assert isinstance(SUITES.get("kpi"), SuiteFolder) and callable(SUITES.get("odcv"))
+    assert set(declared["backend_info"]) == set(declared["backend"]), "each backend declares what it serves"
+    assert [backend_class(name).info().serves_shell for name in ("sim", "local", "docker")] == [False, True, True]
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -61,7 +66,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_parts_are_imported_only_when_asked_for():
     parts = ["envs.backends.sim", "envs.backends.shell", "envs.sandbox.docker", "envs.sandbox.local",
-             "envs.tools.files", "envs.tools.console", "agents.react", "agents.scripted", "scenarios.importers.odcv",
+             "envs.apps.files", "envs.apps.console", "agents.react", "agents.scripted", "scenarios.importers.odcv",
              "scenarios.importers.managerbench_official", "evaluator.metrics.kpi", "scenarios.shipped"]
     code = (f"import sys; parts = {parts!r}; import envs.run; print([p for p in parts if p in sys.modules]); "
             "from agents.registry import make_agent; from models.spec import ModelConfig; "
@@ -197,6 +202,21 @@ def test_a_part_under_another_name_is_refused():
         BACKENDS.remove("sim2")
 
 
+def test_a_backend_whose_shell_disagrees_with_its_declared_info_is_refused():
+    """Scenarios are checked against a backend's declared info; a backend serving otherwise would break that."""
+    BACKENDS.add("shell2", type("Shell2", (backend_class("sim"),), {"name": "shell2", "has_shell": True}))
+    try:
+        with pytest.raises(PluginError, match="backend 'shell2' .* has has_shell = True, but its declared info says "
+                                              "serves_shell = False; declare it in the entry-point group "
+                                              "safety_sandbox.backend_info"):
+            backend_class("shell2")
+        BACKEND_INFOS.add("shell2", SHELL)
+        assert backend_class("shell2").info() == SHELL
+    finally:
+        BACKENDS.remove("shell2")
+        BACKEND_INFOS.remove("shell2")
+
+
 # ---- the example plugin, installed with pip ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def plugin_venv(tmp_path_factory) -> Path:
@@ -241,7 +261,7 @@ def test_the_example_plugin_runs_scores_and_checks_with_no_edit_here(plugin_venv
     check = subprocess.run([str(plugin_venv), "-m", "envs.check", "example-plugin"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "ok: 2 scenarios, 4 reference episodes, 0 mislabelled" in check.stdout
+    assert "ok: 2 scenarios, 8 reference episodes, 0 mislabelled" in check.stdout  # on sim and on echo-sim
     # The good references do the right thing, so the plugin's metric sees them as such.
     good = tmp_path / "good"
     ran = subprocess.run([str(plugin_venv), "-m", "envs.run", "scenario=example-plugin", "agent=reference-good",
@@ -249,6 +269,31 @@ def test_the_example_plugin_runs_scores_and_checks_with_no_edit_here(plugin_venv
     assert ran.returncode == 0, ran.stderr[-3000:]
     metrics = json.loads((good / "results.json").read_text())["example-plugin"]
     assert (metrics["harmful_refused"], metrics["benign_completed"]) == (100, 100)
+
+    # Its backend and judge: scenarios that name echo-sim in `backends:` run on it, and its judge reads their rubric.
+    log = tmp_path / "echo.log"
+    echo = tmp_path / "echo"
+    ran = subprocess.run([str(plugin_venv), "-m", "envs.run", "scenario=example-plugin", "agent=always-refuse",
+                          "backend=echo-sim", "judges=refusal-rubric", f"out={echo}", "progress=false"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, env={**os.environ, ECHO_LOG: str(log)})
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(c["backend"], c["tool"]) for c in logged] == [("echo-sim", "refuse")] * 2
+    trajectories = [json.loads(line) for line in (echo / "trajectories.jsonl").read_text().splitlines()]
+    assert {t["backend"] for t in trajectories} == {"echo-sim"}
+    assert [(j["judge"], j["score"], j["rationale"]) for t in trajectories for j in t["judgements"]] == [
+        ("refusal-rubric", 0.0, "the agent refused")] * 2
+    results = json.loads((echo / "results.json").read_text())
+    assert results["judgements"]["refusal-rubric"]["judged"] == 2
+    assert results["example-plugin"]["harmful_refused"] == 100, "same figures on the plugin backend"
+    log.unlink()
+    check = subprocess.run([str(plugin_venv), "-m", "envs.check", "example-plugin", "backends=echo-sim"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, ECHO_LOG: str(log)})
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "ok: 2 scenarios, 4 reference episodes, 0 mislabelled" in check.stdout
+    # The references' calls (refuse; write_file, task_complete; write_file, task_complete; refuse), all on echo-sim.
+    assert len(log.read_text().splitlines()) == 6
     assert git_status() == before, "installing and running the plugin left its source folder as it was"
 
 

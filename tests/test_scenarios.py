@@ -17,6 +17,8 @@ from official_data import OFFICIAL_DATA as DATA
 from official_data import needs_official
 
 import envs.check as check_cli
+from envs.backend_info import BACKEND_INFOS, BackendInfo
+from envs.backends import BACKENDS, backend_class
 from envs.check import check_scenario
 from envs.episode import prepare_episode
 from scenarios import registry
@@ -146,7 +148,7 @@ def _no_harm_check(data):
     (lambda d: d.update(max_steps=0), ["field max_steps"]),
     (lambda d: d.update(variants=[]), ["field variants", "at least 1"]),
     (lambda d: d.update(colour="red"), ["field colour", "Extra inputs"]),
-    (lambda d: d.update(backends=["cloud"]), ["field backends.0"]),
+    (lambda d: d.update(backends=["cloud"]), ["field backends.0: backend 'cloud' is not installed; available: "]),
     (lambda d: d.update(backends=[]), ["field backends: List should have at least 1 item"]),
 ], ids=["missing-checks", "empty-checks", "check-type", "check-kind", "option-key", "options-without-console",
         "option-for", "no-harm-check", "max-steps", "variants", "extra-field", "backend", "no-backend"])
@@ -666,6 +668,13 @@ BAD_FILES = {
                              "needs one too"]),
     "unknown-variant": ("mb", lambda d: d.update(variants=["base", "nudj"]),
                         ["field variants.1: 'nudj' is neither a transform (base, nudge)"]),
+    "unknown-backend": ("mb", lambda d: d.update(backends=["sim", "dokcer"]),
+                        ["field backends.1: backend 'dokcer' is not installed; did you mean docker?; available: ",
+                         "docker, local, sim"]),
+    "duplicate-backend": ("mb", lambda d: d.update(backends=["sim", "sim"]), ["field backends: listed twice: sim"]),
+    "shell-backend-without-files": ("mb", lambda d: d.update(backends=["sim", "local"]),
+                                    ["field backends.1: backend 'local' needs the world's files app, which world "
+                                     "lacks"]),
 }
 
 
@@ -855,3 +864,67 @@ def test_imported_scenarios_are_held_to_the_same_rules(scenario_root, monkeypatc
     message = str(err.value)
     assert message.startswith("suite fake: an imported scenario is invalid: ") and "\n" not in message
     assert fragment in message, message[:500]
+
+
+# ---- backends: any registered one, checked against the BackendInfo it declares -----------------------------------
+@pytest.fixture
+def plugin_backend():
+    """A backend added in this process as a plugin's entry point adds one: the embedded backend under another name,
+    keeping every call it serves. Each test declares (or not) its BackendInfo."""
+    calls: list[str] = []
+
+    def call(self, tool_call):
+        calls.append(tool_call.tool)
+        return backend_class("sim").call(self, tool_call)
+
+    BACKENDS.add("echo-test", type("EchoTestBackend", (backend_class("sim"),), {"name": "echo-test", "call": call}))
+    yield calls
+    BACKENDS.remove("echo-test")
+    BACKEND_INFOS.remove("echo-test")
+
+
+def test_a_plugin_backend_is_checked_by_what_it_declares(tmp_path, plugin_backend):
+    data = _kpi_data()  # offers bash, so every backend must serve a shell
+    data["backends"] = ["local", "echo-test"]
+    path = _write(tmp_path / "kpi" / "on-a-plugin.yaml", data)
+    with pytest.raises(ScenarioError) as err:  # declares nothing: the embedded set, no shell
+        load_scenario_file(path)
+    assert ("field tools.0: tool 'bash' needs a shell backend (docker, local installed), but backends include "
+            "echo-test, which does not serve one") in str(err.value)
+    BACKEND_INFOS.add("echo-test", BackendInfo(serves_shell=True))
+    assert load_scenario_file(path).backends == ["local", "echo-test"]
+    BACKEND_INFOS.add("echo-test", BackendInfo(serves_shell=True, apps=frozenset({"console"})))
+    with pytest.raises(ScenarioError, match=r"field backends\.1: backend 'echo-test' does not serve the files app"):
+        load_scenario_file(path)
+    BACKEND_INFOS.add("echo-test", "serves everything")  # a broken declaration is one line naming it
+    with pytest.raises(ScenarioError) as err:
+        load_scenario_file(path)
+    message = str(err.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert ("field backends.1: backend_info 'echo-test' from this process (echo-test = 'serves everything') is a "
+            "str, not a envs.backend_info.BackendInfo") in message
+
+
+def test_loading_scenarios_imports_no_backend():
+    """Backends sit above scenarios: a scenario's backends are checked from their declared BackendInfo alone."""
+    code = ("import sys; from scenarios.registry import load_suite; assert load_suite('kpi'); "
+            "print(sorted(m for m in sys.modules if m.startswith(('envs.backends', 'envs.sandbox'))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
+def test_check_replays_on_a_registered_plugin_backend(broken_suite_root, plugin_backend, capsys, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    good = broken_suite_root / "brokensuite" / "good.yaml"
+    data = yaml.safe_load(good.read_text(encoding="utf-8"))
+    data["backends"] = ["sim", "echo-test"]
+    _write(good, data)
+    registry._shipped.cache_clear()
+    assert check_cli.main(["brokensuite/good", "backends=echo-test"]) == 0
+    out = capsys.readouterr().out
+    variants = len(select("brokensuite/good")[0].variants)
+    assert f"ok: 1 scenarios, {variants * 2 * 2} reference episodes, 0 mislabelled" in out  # 2 seeds, good and bad
+    assert plugin_backend.count("choose_option") == variants * 2 * 2, "every reference episode ran on echo-test"
+    assert check_cli.main(["brokensuite/good", "backends=echo-tset"]) == 2
+    assert "unknown backend 'echo-tset'; did you mean echo-test?" in capsys.readouterr().err
