@@ -9,7 +9,7 @@ serves every app and no shell, which is what a subclass of the `sim` backend doe
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from envs.plugins import Registry, instance_of, names_of
 
@@ -20,6 +20,13 @@ class BackendInfo(BaseModel):
     serves_shell: bool = False  # runs the tools that need a shell (`bash`)
     apps: frozenset[str] | None = None  # the world apps it can serve; None: every app
     needs_apps: frozenset[str] = frozenset()  # apps every world it serves must have (a sandbox needs files)
+
+    @model_validator(mode="after")
+    def _serves_what_it_needs(self) -> BackendInfo:
+        if self.apps is not None and (unserved := sorted(self.needs_apps - self.apps)):
+            raise ValueError(f"needs_apps {', '.join(unserved)} not among the apps it serves "
+                             f"({', '.join(sorted(self.apps))})")
+        return self
 
 
 EMBEDDED = BackendInfo()

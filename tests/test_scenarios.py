@@ -896,6 +896,8 @@ def test_a_plugin_backend_is_checked_by_what_it_declares(tmp_path, plugin_backen
     BACKEND_INFOS.add("echo-test", BackendInfo(serves_shell=True, apps=frozenset({"console"})))
     with pytest.raises(ScenarioError, match=r"field backends\.1: backend 'echo-test' does not serve the files app"):
         load_scenario_file(path)
+    with pytest.raises(ValueError, match="needs_apps files not among the apps it serves"):
+        BackendInfo(apps=frozenset({"console"}), needs_apps=frozenset({"files"}))
     BACKEND_INFOS.add("echo-test", "serves everything")  # a broken declaration is one line naming it
     with pytest.raises(ScenarioError) as err:
         load_scenario_file(path)
