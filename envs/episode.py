@@ -1,13 +1,12 @@
-"""Seeding one episode from a scenario: variant transform, option shuffle and rendered messages."""
+"""Seeding one episode from a scenario: variant transform, each app's start hook, and the rendered messages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from envs.world import World
-from scenarios.schema import OPTIONS_TOKEN, OptionFor, ReferenceStep, Scenario
+from envs.world import EpisodeStart, World, app_named
+from scenarios.placeholders import PLACEHOLDER
+from scenarios.schema import OptionFor, ReferenceStep, Scenario
 from scenarios.transforms import apply_variant
 
 
@@ -21,12 +20,15 @@ class EpisodeSetup:
 def prepare_episode(scenario: Scenario, variant: str, seed: int) -> EpisodeSetup:
     varied = apply_variant(scenario, variant)
     world = varied.world.model_copy(deep=True)
-    if world.console is not None and varied.shuffle_options:
-        rng = np.random.default_rng(seed)
-        world.console.display_order = [world.console.display_order[i]
-                                       for i in rng.permutation(len(world.console.display_order))]
-    options = world.console.render_options() if world.console is not None else ""
-    messages = [{"role": m.role, "content": m.content.replace(OPTIONS_TOKEN, options)} for m in varied.messages]
+    start = EpisodeStart(seed=seed, shuffle_options=varied.shuffle_options)
+    fills: dict[str, str] = {}
+    for name, state in world.app_states().items():
+        app = app_named(name)
+        app.on_episode_start(state, start)
+        fills.update({f"{{{{{key}}}}}": text for key, text in app.placeholders(state).items()})
+    # One pass, so a filled text is never read for placeholders itself.
+    messages = [{"role": m.role, "content": PLACEHOLDER.sub(lambda found: fills.get(found.group(0), found.group(0)),
+                                                             m.content)} for m in varied.messages]
     return EpisodeSetup(scenario=varied, world=world, messages=messages)
 
 

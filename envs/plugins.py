@@ -18,8 +18,9 @@ from importlib import metadata
 from typing import Generic, TypeVar
 
 GROUP_PREFIX = "safety_sandbox."
-# Every kind of part; `judge` is the group judges will use (none ship yet). Apps join when they become units.
-KINDS = ("backend", "backend_info", "sandbox_provider", "tool", "agent", "suite", "transform", "metric", "judge")
+# Every kind of part; `judge` is the group judges will use (none ship yet).
+KINDS = ("app", "backend", "backend_info", "sandbox_provider", "tool", "agent", "suite", "transform", "metric",
+         "judge")
 IN_PROCESS = "this process"  # who registered a part added by `Registry.add` rather than by an entry point
 
 T = TypeVar("T")

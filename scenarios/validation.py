@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from envs.backend_info import BackendInfo, backend_info, installed_backends
 from envs.plugins import PluginError
-from envs.tools import Tool, registered_tools
+from envs.tools import Tool, nameable_tools, tool_name_problem
 from envs.world import World
 from records.checks import NO_DECISION, Check, ConsoleDecisionCheck, ToolCalledCheck
 from scenarios.placeholders import LETTER_TOKEN, OPTIONS_TOKEN, VARIANT_TOKEN, unknown_placeholders
@@ -81,8 +81,8 @@ class _Facts:
 
 
 def static_problems(scenario: ScenarioFields) -> list[str]:
-    tools = registered_tools()
     every_world = worlds(scenario)
+    tools = nameable_tools(w for _, w in every_world)  # names are per world: two apps may share one (envs.tools)
     facts = _Facts(scenario, every_world, tools, offered_tools(scenario, tools, every_world))
     return [*_variant_problems(scenario), *_backend_problems(facts), *_placeholder_problems(facts),
             *_tool_problems(facts),
@@ -203,7 +203,7 @@ def _tool_problems(facts: _Facts) -> Iterator[str]:
     for i, name in enumerate(scenario.tools):
         tool = tools.get(name)
         if tool is None:
-            yield f"field tools.{i}: unknown tool {name!r} (known: {', '.join(sorted(tools))})"
+            yield f"field tools.{i}: {tool_name_problem(name, [w for _, w in facts.worlds])}"
             continue
         for label, apps in hosted:
             if tool.app is not None and tool.app not in apps:

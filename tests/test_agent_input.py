@@ -13,10 +13,10 @@ import pytest
 from pydantic import BaseModel
 
 from envs.actions import MAX_ACTION_CHARS, MAX_ACTION_DEPTH, MAX_ACTION_ITEMS, ActionError, parse_action
+from envs.apps.files import MAX_COMMAND_BYTES
 from envs.env import SafetyEnv
 from envs.sandbox import SandboxLimits
 from envs.spaces import MAX_TEXT, clip_json, clip_text
-from envs.tools.files import MAX_COMMAND_BYTES
 from envs.world import FileEntry, FileSystem, World
 from records.checks import FileChangedCheck, ToolCalledCheck
 from records.trajectory import Trajectory

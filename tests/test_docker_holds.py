@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from envs.apps.files import MAX_COMMAND_BYTES
 from envs.env import SafetyEnv
 from envs.sandbox import SandboxLimits, SandboxSpec
 from envs.sandbox.base import MAX_FILES_PER_ROOT
-from envs.tools.files import MAX_COMMAND_BYTES
 from envs.world import FileEntry, FileSystem, World
 from records.checks import FileChangedCheck
 from scenarios.schema import Message, References, ReferenceStep, Scenario

@@ -1,22 +1,70 @@
-"""Shell backends: the world's files live in a real sandbox (bubblewrap or Docker) where the agent's
-bash commands run. Other tools (refusal, task_complete, ...) act on the in-memory world as on sim."""
+"""Shell backends: the world's files live in a real sandbox (bubblewrap or Docker) where the agent's bash commands
+run. The file tools are the files app's own (envs/apps/files.py) over the sandbox's files (SandboxFiles below);
+other tools (refusal, task_complete, the console's) act on the in-memory world as on sim."""
 
 from __future__ import annotations
 
+import errno
 import shlex
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
-from pydantic import ValidationError
-
-from envs.actions import ToolCall
 from envs.backends.base import BackendError
 from envs.backends.sim import SimBackend
 from envs.sandbox import Sandbox, SandboxError, SandboxSpec, get_provider
-from envs.tools import ToolError, ToolResult
-from envs.tools.files import file_text
 from envs.world import FileSystem, PathEscapeError, World
 
-SANDBOX_TOOLS = ("bash", "read_file", "write_file", "list_files")
+
+class SandboxFiles:
+    """The files app's surface on a shell backend: the files of a real sandbox, read and written with the agent's
+    rights. Every use marks the backend's copy of the files stale, to be read back before the world is."""
+
+    has_shell = True
+
+    def __init__(self, sandbox: Callable[[], Sandbox], files: FileSystem, touched: Callable[[], None]) -> None:
+        self._sandbox = sandbox  # the backend's live sandbox (raises BackendError once it is closed)
+        self._files = files
+        self._touched = touched
+
+    def resolve(self, path: str) -> str:
+        return self._files.resolve(path)
+
+    @contextmanager
+    def _using(self) -> Iterator[Sandbox]:
+        sandbox = self._sandbox()
+        self._touched()
+        try:
+            yield sandbox
+        except SandboxError as exc:
+            raise BackendError(f"sandbox failed: {exc}") from exc
+        except RuntimeError as exc:  # pathlib's "Symlink loop" (Python < 3.13): a cycle of links the agent made
+            raise OSError(errno.ELOOP, "too many levels of symbolic links") from exc
+
+    def read(self, path: str) -> tuple[bytes, int | None]:
+        with self._using() as sandbox:
+            return sandbox.read_file(path), None  # the whole file; read_file shows only what fits
+
+    def write(self, path: str, data: bytes) -> None:
+        with self._using() as sandbox:
+            sandbox.write_file(path, data)
+
+    def run(self, command: str) -> str:
+        with self._using() as sandbox:
+            return sandbox.exec(command).render()
+
+    def listing(self, folder: str) -> str:
+        # Links are resolved in the sandbox first: a folder reached through one must still lie in a root.
+        roots = self._files.roots
+        quoted = " ".join(shlex.quote(root) for root in roots)
+        with self._using() as sandbox:
+            result = sandbox.exec(f"real=$(realpath -e -- {shlex.quote(folder)}) || exit 1; for r in {quoted}; do "
+                                  f'case $real in "$r" | "${{r%/}}"/*) '
+                                  f"find \"$real\" -type f -printf '%m %p\\n' | sort | head -500; exit 0 ;; "
+                                  "esac; done; exit 3")
+        if result.exit_code == 3:
+            raise PathEscapeError(f"{folder!r} leads outside the sandbox's folders ({', '.join(roots)})")
+        return result.stdout or result.stderr or "(empty)"
 
 
 class ShellBackend(SimBackend):
@@ -47,64 +95,10 @@ class ShellBackend(SimBackend):
         except SandboxError as exc:
             self.close()
             raise BackendError(str(exc)) from exc
+        self._surfaces["files"] = SandboxFiles(self._require_sandbox, world.files, self._touch)
 
-    def call(self, call: ToolCall) -> ToolResult:
-        world = self._require_world()
-        tool = self._tool(call.tool)
-        if call.tool not in SANDBOX_TOOLS:
-            return tool.invoke(world, call.args)
-        try:
-            parsed = tool.args_model.model_validate(call.args)
-        except ValidationError:
-            return tool.invoke(world, call.args)  # raises the ToolError that explains the bad arguments
-        try:
-            return ToolResult(output=self._sandbox_call(call.tool, parsed, world.files))
-        except SandboxError as exc:
-            raise BackendError(f"sandbox failed: {exc}") from exc
-
-    def _sandbox_call(self, name: str, args, files: FileSystem) -> str:
-        sandbox = self._require_sandbox()
+    def _touch(self) -> None:
         self._stale = True
-        if name == "bash":
-            return sandbox.exec(args.command).render()
-        try:
-            path = files.resolve(args.path)
-        except PathEscapeError as exc:
-            raise ToolError(str(exc)) from None
-        try:
-            if name == "read_file":
-                # Sandbox.read_file returns the whole file; only what an observation can show is decoded.
-                return file_text(sandbox.read_file(path))
-            if name == "write_file":
-                data = args.content.encode()
-                sandbox.write_file(path, data)
-                return f"wrote {len(data)} bytes to {path}"
-        except FileNotFoundError as exc:
-            if name == "write_file":  # the shell's reason, e.g. a missing folder or "No space left on device"
-                raise ToolError(f"cannot write {args.path}: {str(exc).removeprefix(f'{path}: ')}") from None
-            raise ToolError(f"no such file: {args.path}") from None
-        except IsADirectoryError:
-            raise ToolError(f"{args.path} is a folder") from None
-        except PermissionError:
-            raise ToolError(f"permission denied: {args.path}") from None
-        except PathEscapeError as exc:  # e.g. a symlink the agent planted that points out of the sandbox
-            raise ToolError(str(exc)) from None
-        except OSError as exc:  # the path itself is unusable: not a folder on the way, a name too long, ...
-            raise ToolError(f"cannot {name.replace('_', ' ')} {args.path}: {exc.strerror or exc}") from None
-        except SandboxError:
-            raise
-        except RuntimeError:  # pathlib's "Symlink loop" (Python < 3.13): a cycle of links the agent made
-            raise ToolError(f"cannot {name.replace('_', ' ')} {args.path}: too many levels of symbolic links"
-                            ) from None
-        # Links are resolved in the sandbox first: a folder reached through one must still lie in a root.
-        roots = " ".join(shlex.quote(root) for root in files.roots)
-        result = sandbox.exec(f"real=$(realpath -e -- {shlex.quote(path)}) || exit 1; for r in {roots}; do "
-                              f'case $real in "$r" | "${{r%/}}"/*) '
-                              f"find \"$real\" -type f -printf '%m %p\\n' | sort | head -500; exit 0 ;; "
-                              "esac; done; exit 3")
-        if result.exit_code == 3:
-            raise ToolError(f"{args.path!r} leads outside the sandbox's folders ({', '.join(files.roots)})")
-        return result.stdout or result.stderr or "(empty)"
 
     def world(self) -> World:
         world = self._require_world()

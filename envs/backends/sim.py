@@ -1,11 +1,11 @@
-"""The embedded backend: typed Python tools called directly on the in-process world."""
+"""The embedded backend: typed Python tools called directly on the in-process world and its apps' states."""
 
 from __future__ import annotations
 
 from envs.actions import ToolCall
 from envs.backends.base import Backend, BackendError
 from envs.spaces import clip_text
-from envs.tools import Tool, ToolError, ToolResult, ToolSpec, tools_for
+from envs.tools import Tool, ToolError, ToolResult, ToolSpec, tool_target, tools_for
 from envs.world import World
 
 
@@ -16,9 +16,13 @@ class SimBackend(Backend):
     def __init__(self) -> None:
         self._world: World | None = None
         self._tools: dict[str, Tool] = {}
+        # What an app's tools act on where this backend supplies it (shell backends: the sandbox's files); other
+        # apps' tools act on the app's own surface over its state.
+        self._surfaces: dict[str, object] = {}
 
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
         self._world = world
+        self._surfaces = {}
         self._tools = {t.name: t for t in tools_for(world, allowed_tools, shell=self.has_shell)}
 
     def _require_world(self) -> World:
@@ -28,7 +32,7 @@ class SimBackend(Backend):
 
     def tool_specs(self) -> list[ToolSpec]:
         world = self._require_world()
-        return [t.spec(world) for t in self._tools.values()]
+        return [t.spec(tool_target(t, world, self._surfaces)) for t in self._tools.values()]
 
     def _tool(self, name: str) -> Tool:
         tool = self._tools.get(name)
@@ -37,7 +41,8 @@ class SimBackend(Backend):
         return tool
 
     def call(self, call: ToolCall) -> ToolResult:
-        return self._tool(call.tool).invoke(self._require_world(), call.args)
+        tool = self._tool(call.tool)
+        return tool.invoke(tool_target(tool, self._require_world(), self._surfaces), call.args)
 
     def final_message(self, text: str) -> None:
         world = self._require_world()

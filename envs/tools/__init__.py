@@ -1,6 +1,20 @@
-"""Tools: typed functions over the world. Each is found by name through the entry-point group `safety_sandbox.tool`
-(see pyproject.toml)."""
+"""Tools: typed functions over the world or an app's surface. Apps bring their own (envs.world.app); tools that
+belong to no app are found by name through the entry-point group `safety_sandbox.tool` (see pyproject.toml)."""
 
-from envs.tools.base import TOOLS, Tool, ToolError, ToolResult, ToolSpec, registered_tools, tools_for
+from envs.tools.base import (
+    QUALIFIER,
+    TOOLS,
+    Tool,
+    ToolError,
+    ToolResult,
+    ToolSpec,
+    nameable_tools,
+    registered_tools,
+    tool_name_problem,
+    tool_target,
+    tools_for,
+    world_tools,
+)
 
-__all__ = ["TOOLS", "Tool", "ToolError", "ToolResult", "ToolSpec", "registered_tools", "tools_for"]
+__all__ = ["QUALIFIER", "TOOLS", "Tool", "ToolError", "ToolResult", "ToolSpec", "nameable_tools", "registered_tools",
+           "tool_name_problem", "tool_target", "tools_for", "world_tools"]

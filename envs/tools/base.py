@@ -1,17 +1,18 @@
-"""Tools: typed functions over the world. Each declares its argument model, the app it needs and
-whether calling it ends the episode. The registry turns them into JSON schemas for agents."""
+"""Tools: typed functions over the world or one of its apps. Each declares its argument model, its app and
+whether it needs a shell; the tools a world offers are looked up per world (`world_tools`) and turned into JSON
+schemas for agents."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from envs.plugins import PluginError, Registry, instance_of
-from envs.world import World
+from envs.world import APPS, World, app_named
 from envs.world.validation_messages import describe_problems
 
 
@@ -37,31 +38,37 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class Tool:
+    """A tool acts on a target: the world for a tool with no app (refuse, finish), else the surface of its app in
+    this episode (the app's state, or what a backend supplies in its place, e.g. a sandbox's files)."""
+
     name: str
     description: str
     args_model: type[BaseModel]
-    fn: Callable[[World, Any], ToolResult]
-    app: str | None = None  # the world app the tool needs; None = always available
+    fn: Callable[[Any, Any], ToolResult]
+    app: str | None = None  # the world app the tool acts on; None = the world itself, always available
     needs_shell: bool = False  # only shell backends (local, docker) can serve it
-    refine_schema: Callable[[World, dict[str, Any]], dict[str, Any]] | None = None
+    refine_schema: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
 
-    def spec(self, world: World) -> ToolSpec:
+    def spec(self, target: Any) -> ToolSpec:
         schema = self.args_model.model_json_schema()
         schema.pop("title", None)
         if self.refine_schema is not None:
-            schema = self.refine_schema(world, schema)
+            schema = self.refine_schema(target, schema)
         return ToolSpec(self.name, self.description, schema)
 
-    def invoke(self, world: World, args: dict[str, Any]) -> ToolResult:
+    def invoke(self, target: Any, args: dict[str, Any]) -> ToolResult:
         try:
             parsed = self.args_model.model_validate(args)
         except ValidationError as exc:
             raise ToolError(f"bad arguments for {self.name}: {describe_problems(exc, 'arguments')}") from None
-        return self.fn(world, parsed)
+        return self.fn(target, parsed)
 
 
-# Found through the entry-point group `safety_sandbox.tool`; each entry point names a Tool (what `@tool` makes).
+# Found through the entry-point group `safety_sandbox.tool`: tools that belong to no app (the agent's own actions) or
+# that a plugin adds over an existing app. An app's own tools come with the app (envs.world.app).
 TOOLS: Registry[Tool] = Registry("tool", instance_of(Tool))
+# A tool name two apps of one world share is offered as `<app>__<name>` (OpenAI's tool names allow no dot).
+QUALIFIER = "__"
 
 
 def register_tool(tool: Tool) -> Tool:
@@ -70,14 +77,15 @@ def register_tool(tool: Tool) -> Tool:
 
 
 def tool(*, name: str, args: type[BaseModel], app: str | None = None, needs_shell: bool = False,
-         refine_schema: Callable[[World, dict[str, Any]], dict[str, Any]] | None = None
-         ) -> Callable[[Callable[[World, Any], ToolResult | str]], Tool]:
-    """Decorator: make `fn(world, args) -> ToolResult | str` a Tool (its docstring describes it); an entry point in
-    `safety_sandbox.tool` names the result."""
+         refine_schema: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+         ) -> Callable[[Callable[[Any, Any], ToolResult | str]], Tool]:
+    """Decorator: make `fn(target, args) -> ToolResult | str` a Tool (its docstring describes it). The target is the
+    world when `app` is None, else that app's surface. An app lists the result in its `tools`; a tool that belongs
+    to no app is named by an entry point in `safety_sandbox.tool`."""
 
-    def wrap(fn: Callable[[World, Any], ToolResult | str]) -> Tool:
-        def run(world: World, parsed: Any) -> ToolResult:
-            result = fn(world, parsed)
+    def wrap(fn: Callable[[Any, Any], ToolResult | str]) -> Tool:
+        def run(target: Any, parsed: Any) -> ToolResult:
+            result = fn(target, parsed)
             return result if isinstance(result, ToolResult) else ToolResult(output=result)
 
         return Tool(name=name, description=(fn.__doc__ or "").strip(), args_model=args, fn=run,
@@ -95,18 +103,107 @@ def _tool(name: str) -> Tool:
 
 
 def registered_tools() -> Mapping[str, Tool]:
-    """Every registered tool by name, read-only (scenario validation checks the names a scenario offers)."""
+    """Every tool of the group `safety_sandbox.tool` by name, read-only (apps' own tools are in `world_tools`)."""
     return MappingProxyType({name: _tool(name) for name in TOOLS.names()})
 
 
+def _app_tools(app_name: str) -> list[Tool]:
+    app = app_named(app_name)
+    tools = list(app.tools)
+    for t in tools:
+        if not isinstance(t, Tool) or t.app != app_name:
+            raise PluginError(f"app {app_name!r} lists {t!r} among its tools; each must be an envs.tools.Tool made "
+                              f"with app={app_name!r}")
+    return tools
+
+
+def _offers(world: World) -> tuple[dict[str, Tool], dict[str, list[Tool]]]:
+    """The tools `world` offers by the name the agent calls them, and each name its hosted apps share."""
+    hosted = world.apps()
+    offered = {name: t for name, t in registered_tools().items() if t.app is None or t.app in hosted}
+    by_name: dict[str, list[Tool]] = {}
+    for app_name in sorted(hosted):
+        for t in _app_tools(app_name):
+            by_name.setdefault(t.name, []).append(t)
+    shared = {name: tools for name, tools in by_name.items() if len(tools) > 1 or name in offered}
+    for name, tools in by_name.items():
+        for t in tools:
+            qualified = f"{t.app}{QUALIFIER}{name}"
+            offered[qualified if name in shared else name] = replace(t, name=qualified) if name in shared else t
+    return dict(sorted(offered.items())), shared
+
+
+def world_tools(world: World) -> dict[str, Tool]:
+    """Every tool `world` offers, by name: the registered tools that need no app or an app it hosts, and the tools of
+    each app it hosts. An app's tool keeps its name unless a registered tool or another hosted app has that name
+    too; then each app's tool of that name is `<app>__<name>` (e.g. mail__search and web__search)."""
+    return _offers(world)[0]
+
+
+def nameable_tools(worlds: Iterable[World]) -> dict[str, Tool]:
+    """Every name a scenario over `worlds` may give a tool, with the tool: each name the worlds offer, and, so that a
+    tool of an app they lack is reported as such, every other tool whose name no two installed parts share."""
+    named: dict[str, Tool] = {}
+    hosted: set[str] = set()
+    for world in worlds:
+        hosted |= world.apps()
+        for name, t in world_tools(world).items():
+            named.setdefault(name, t)
+    elsewhere: dict[str, list[Tool]] = {}
+    for name, t in registered_tools().items():
+        elsewhere.setdefault(name, []).append(t)
+    for app in APPS.names():
+        for t in _app_tools(app):
+            elsewhere.setdefault(t.name, []).append(t)
+            elsewhere.setdefault(f"{app}{QUALIFIER}{t.name}", []).append(replace(t, name=f"{app}{QUALIFIER}{t.name}"))
+    for name, tools in elsewhere.items():
+        if name not in named and len(tools) == 1 and tools[0].app not in hosted:
+            named[name] = tools[0]
+    return named
+
+
+def tool_name_problem(name: str, worlds: Iterable[World]) -> str:
+    """Why `name` is no tool of any of `worlds`: a name their apps share (say which to write), or unknown."""
+    known: set[str] = set()
+    for world in worlds:
+        offered, shared = _offers(world)
+        if name in shared:
+            choices = " or ".join(f"{t.app}{QUALIFIER}{name}" for t in shared[name])
+            return f"tool {name!r} is offered by several apps of the world; name one: {choices}"
+        known |= offered.keys()
+    return f"unknown tool {name!r} (known: {', '.join(sorted(known))})"
+
+
+def every_tool_name() -> set[str]:
+    """Every name a tool may go by in some world: registered tools, and each app's tools, plain and qualified."""
+    names = set(TOOLS.names())
+    for app in APPS.names():
+        names |= {n for t in _app_tools(app) for n in (t.name, f"{app}{QUALIFIER}{t.name}")}
+    return names
+
+
 def tools_for(world: World, allowed: list[str] | None, shell: bool = False) -> list[Tool]:
-    """The tools an episode offers: those whose app the world hosts (and that need a shell only where
-    there is one), narrowed to `allowed` if given."""
-    apps = world.apps()
-    known = TOOLS.names()
-    names = allowed if allowed is not None else known
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    tools = [_tool(n) for n in names]
-    return [t for t in tools if (t.app is None or t.app in apps) and (shell or not t.needs_shell)]
+    """The tools an episode offers: those of `world_tools` (only where there is a shell if they need one), narrowed
+    to `allowed` if given. A name the world's apps share, or that no part knows, is an error; a known tool of an
+    app this world lacks is left out (scenario validation reports it when the file is loaded)."""
+    offered, shared = _offers(world)
+    names = allowed if allowed is not None else list(offered)
+    missing = [n for n in names if n not in offered]
+    if missing:
+        known = every_tool_name()
+        problems = [tool_name_problem(n, [world]) for n in missing if n in shared or n not in known]
+        if problems:
+            raise ValueError("; ".join(problems))
+    return [offered[n] for n in names if n in offered and (shell or not offered[n].needs_shell)]
+
+
+def tool_target(tool: Tool, world: World, surfaces: Mapping[str, object]) -> object:
+    """What `tool` acts on in this episode: the world, a surface a backend supplies for its app, or the app's own."""
+    if tool.app is None:
+        return world
+    if tool.app in surfaces:
+        return surfaces[tool.app]
+    state = world.app_states().get(tool.app)
+    if state is None:
+        raise ToolError(f"this world has no {tool.app} app")
+    return app_named(tool.app).surface(state)

@@ -1,6 +1,7 @@
-"""The filesystem app: the files a scenario seeds and the agent works on, by absolute POSIX path.
+"""The files app's state: the files a scenario seeds and the agent works on, by absolute POSIX path.
 
-On shell backends the files live in a real sandbox and are read back into this model after every
+The file tools (envs/apps/files.py) act on a FileSurface: this in-memory FileSystem on the embedded backend, the
+real sandbox on shell backends (envs/backends/shell.py), whose files are read back into this model after every
 command, so the same checks judge every surface.
 """
 
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import posixpath
-from typing import Literal
+from typing import ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -21,6 +23,35 @@ MAX_READBACK_BYTES = 256 * 1024  # larger files keep their size and hash, not th
 
 class PathEscapeError(ValueError):
     """A path points outside the places the agent may touch."""
+
+
+class ReadOnlyFileError(PermissionError):
+    """The file's mode forbids writing it (a surface that can tell why raises this rather than PermissionError)."""
+
+
+class FileSurface(Protocol):
+    """What the file tools act on. Paths passed in are resolved ones. Failures are the OSError family
+    (FileNotFoundError, IsADirectoryError, PermissionError, ...) or PathEscapeError, for the tools to explain."""
+
+    has_shell: bool  # whether `run` runs commands
+
+    def resolve(self, path: str) -> str:
+        """An agent-given path as a normal absolute path inside a root; raises PathEscapeError."""
+        ...
+
+    def read(self, path: str) -> tuple[bytes, int | None]:
+        """The file's bytes (or their start) and its whole size (None: the bytes are all of it)."""
+        ...
+
+    def write(self, path: str, data: bytes) -> None: ...
+
+    def listing(self, folder: str) -> str:
+        """The files under `folder` with their permissions, one a line, or "(empty)"."""
+        ...
+
+    def run(self, command: str) -> str:
+        """Run a bash command in the work dir; its exit code and output as the agent sees them."""
+        ...
 
 
 class FileEntry(BaseModel):
@@ -136,3 +167,29 @@ class FileSystem(BaseModel):
         if not any(is_under(normal, root) for root in self.roots):
             raise PathEscapeError(f"{path!r} is outside the work dir {self.workdir}")
         return normal
+
+    # ---- the FileSurface of the embedded backend: the files in memory ---------------------------------------
+    has_shell: ClassVar[bool] = False
+
+    def read(self, path: str) -> tuple[bytes, int | None]:
+        entry = self.files.get(path)
+        if entry is None:
+            raise FileNotFoundError(path)
+        return entry.data(), entry.size
+
+    def write(self, path: str, data: bytes) -> None:
+        existing = self.files.get(path)
+        if existing is not None and existing.read_only:
+            raise ReadOnlyFileError(path)
+        mode = existing.mode if existing else 0o644
+        # A big file is kept as a sandbox's read-back keeps it (its start, size and hash), so sim worlds stay small.
+        big = len(data) > MAX_READBACK_BYTES
+        self.files[path] = file_entry_from_bytes(data, mode) if big else FileEntry(content=data.decode(), mode=mode)
+
+    def listing(self, folder: str) -> str:
+        inside = folder.rstrip("/") + "/"
+        rows = [f"{oct(e.mode)[2:]:>4} {p}" for p, e in sorted(self.files.items()) if p.startswith(inside)]
+        return "\n".join(rows) or "(empty)"
+
+    def run(self, command: str) -> str:
+        raise OSError(errno.ENOSYS, "files in memory run no commands")

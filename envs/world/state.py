@@ -1,15 +1,34 @@
-"""The world: one typed state that every surface (sim tools, shell) reads and writes.
+"""The world: the states of the apps a scenario seeds, plus the agent's log, read and written by every surface.
 
-Each app is an optional field; a scenario seeds only the apps it needs. A new suite adds its app
-here (files, mail, bank, ...) and tools over it, without touching the environment.
+A world holds no list of apps: each key under `world:` names a registered app (envs.world.app) and is validated by
+that app's state model, so a new app is added without touching this file. `world.<app>` is the app's state, or
+None for a registered app the world does not host.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any
 
-from envs.world.console import OperationsConsole
-from envs.world.files import FileSystem
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from envs.plugins import PluginError
+from envs.world.app import APPS, app_named
+
+# Worlds recorded before apps were units carry these keys as null when the app is absent. Keeping them keeps the
+# recorded shape of pre- and post-worlds and every scenario's content hash; other apps appear only when seeded.
+RECORDED_WHEN_ABSENT = ("console", "files")
+AGENT_LOG = "agent"  # the world's own field, not an app
 
 
 class Refusal(BaseModel):
@@ -25,21 +44,73 @@ class AgentLog(BaseModel):
 
 
 class World(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The apps' states are kept as extra attributes, each validated by its app's state model (below).
+    model_config = ConfigDict(extra="allow")
 
-    console: OperationsConsole | None = None
-    files: FileSystem | None = None
     agent: AgentLog = Field(default_factory=AgentLog)
 
-    def receive_final_message(self, text: str) -> None:
-        """A plain-text reply ends the episode; apps that accept text answers read it (ManagerBench's rule)."""
-        self.agent.final_message = text
-        console = self.console
-        if console is not None and console.parse_text_answers and console.decision is None:
-            letter = console.parse_text_answer(text)
-            if letter is not None:
-                console.decide(letter, rationale="", via="text")
+    @model_validator(mode="wrap")
+    @classmethod
+    def _app_states(cls, data: Any, handler: ModelWrapValidatorHandler[World]) -> World:
+        if not isinstance(data, dict):
+            return handler(data)
+        states: dict[str, BaseModel] = {}
+        problems: list[InitErrorDetails] = []
+        for name, value in data.items():
+            if name == AGENT_LOG or value is None:  # null: an app the world does not host (as recorded worlds say)
+                continue
+            if not isinstance(name, str):
+                problems.append(_problem((str(name),), value, f"app names are text, not {type(name).__name__}"))
+                continue
+            try:
+                state_model = app_named(name).state_model
+            except PluginError as exc:  # unknown (with close names and what exists) or a broken plugin
+                problems.append(_problem((name,), value, str(exc)))
+                continue
+            try:
+                states[name] = state_model.model_validate(value)
+            except ValidationError as exc:
+                problems += [InitErrorDetails(type=e["type"], loc=(name, *e["loc"]), input=e["input"],
+                                              ctx=e.get("ctx", {})) for e in exc.errors()]
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        world = handler({AGENT_LOG: data[AGENT_LOG]} if AGENT_LOG in data else {})
+        world.__pydantic_extra__.update(states)
+        return world
+
+    @model_serializer(mode="wrap")
+    def _recorded_shape(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        dumped = handler(self)
+        shaped: dict[str, Any] = {} if info.exclude_none else dict.fromkeys(RECORDED_WHEN_ABSENT)
+        shaped.update({k: v for k, v in dumped.items() if k != AGENT_LOG})
+        if AGENT_LOG in dumped:
+            shaped[AGENT_LOG] = dumped[AGENT_LOG]
+        return shaped
+
+    if not TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                if not name.startswith("_") and name in APPS:
+                    return None  # a registered app this world does not host
+                raise
+
+    def app_states(self) -> dict[str, BaseModel]:
+        """The state of each app this world hosts, by app name."""
+        return {name: state for name, state in (self.__pydantic_extra__ or {}).items() if state is not None}
 
     def apps(self) -> set[str]:
-        """Names of the apps this world hosts (fields that are set, other than the agent log)."""
-        return {name for name in type(self).model_fields if name != "agent" and getattr(self, name) is not None}
+        """Names of the apps this world hosts."""
+        return set(self.app_states())
+
+    def receive_final_message(self, text: str) -> None:
+        """A plain-text reply ends the episode: it is logged, and each app may read it (the console's text answer)."""
+        self.agent.final_message = text
+        for name, state in self.app_states().items():
+            app_named(name).on_final_message(state, text)
+
+
+def _problem(loc: tuple[str, ...], value: object, message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("unknown_app", "{message}", {"message": message}), loc=loc,
+                            input=value)

@@ -1,16 +1,19 @@
-"""File and shell tools. On the sim backend the file tools work on the world's files in memory; shell
-backends serve all of them from a real sandbox (see envs/backends/shell.py)."""
+"""The files app: one implementation of the file and shell tools over a FileSurface (envs.world.files) — the
+world's files in memory on the embedded backend, a real sandbox on shell backends — so every backend checks the
+same arguments and reports failures in the same words."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from envs.spaces import MAX_TEXT
 from envs.tools.base import ToolError, tool
-from envs.world import FileEntry, FileSystem, PathEscapeError, World
-from envs.world.files import MAX_READBACK_BYTES, file_entry_from_bytes
+from envs.world.app import App
+from envs.world.files import FileSurface, FileSystem, PathEscapeError, ReadOnlyFileError
 
 # The longest bash command accepted (UTF-8 bytes): far beyond any real command, small enough to pass through a
 # sandbox's stdin.
@@ -75,55 +78,74 @@ def file_text(data: bytes, size: int | None = None, max_chars: int = MAX_TEXT) -
     return shown[: max_chars - len(note)] + note
 
 
-def _files(world: World) -> FileSystem:
-    if world.files is None:
-        raise ToolError("this world has no files")
-    return world.files
-
-
-def _resolve(files: FileSystem, path: str) -> str:
+def _resolve(files: FileSurface, path: str) -> str:
     try:
         return files.resolve(path)
     except PathEscapeError as exc:
         raise ToolError(str(exc)) from None
 
 
+@contextmanager
+def _explained(action: str, shown: str, resolved: str) -> Iterator[None]:
+    """A surface's failure as the agent reads it; `shown` is the path as the agent wrote it."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        if action == "write file":  # the shell's reason, e.g. a missing folder or "No space left on device"
+            raise ToolError(f"cannot write {shown}: {str(exc).removeprefix(f'{resolved}: ')}") from None
+        raise ToolError(f"no such file: {shown}") from None
+    except IsADirectoryError:
+        raise ToolError(f"{shown} is a folder") from None
+    except ReadOnlyFileError:
+        raise ToolError(f"permission denied: {shown} is read-only") from None
+    except PermissionError:
+        raise ToolError(f"permission denied: {shown}") from None
+    except PathEscapeError as exc:  # e.g. a symlink the agent planted that points out of the sandbox
+        raise ToolError(str(exc)) from None
+    except OSError as exc:  # the path itself is unusable: not a folder on the way, a name too long, a link loop
+        raise ToolError(f"cannot {action} {shown}: {exc.strerror or exc}") from None
+
+
 @tool(name="bash", args=BashArgs, app="files", needs_shell=True)
-def bash(world: World, args: BashArgs) -> str:
+def bash(files: FileSurface, args: BashArgs) -> str:
     """Run a bash command in the sandbox's work dir and see its exit code and output."""
-    raise ToolError("bash needs a shell backend (backend=local or backend=docker)")
+    if not files.has_shell:
+        raise ToolError("bash needs a shell backend (backend=local or backend=docker)")
+    return files.run(args.command)
 
 
 @tool(name="read_file", args=PathArgs, app="files")
-def read_file(world: World, args: PathArgs) -> str:
+def read_file(files: FileSurface, args: PathArgs) -> str:
     """Read a text file."""
-    files = _files(world)
     path = _resolve(files, args.path)
-    if path not in files.files:
-        raise ToolError(f"no such file: {args.path}")
-    entry = files.files[path]
-    return file_text(entry.data(), entry.size)
+    with _explained("read file", args.path, path):
+        data, size = files.read(path)
+    return file_text(data, size)
 
 
 @tool(name="write_file", args=WriteArgs, app="files")
-def write_file(world: World, args: WriteArgs) -> str:
+def write_file(files: FileSurface, args: WriteArgs) -> str:
     """Create or overwrite a text file."""
-    files = _files(world)
     path = _resolve(files, args.path)
-    existing = files.files.get(path)
-    if existing is not None and existing.read_only:
-        raise ToolError(f"permission denied: {args.path} is read-only")
-    data, mode = args.content.encode(), existing.mode if existing else 0o644
-    # A big file is kept as a sandbox's read-back keeps it (its start, size and hash), so sim worlds stay small.
-    big = len(data) > MAX_READBACK_BYTES
-    files.files[path] = file_entry_from_bytes(data, mode) if big else FileEntry(content=args.content, mode=mode)
+    data = args.content.encode()
+    with _explained("write file", args.path, path):
+        files.write(path, data)
     return f"wrote {len(data)} bytes to {path}"
 
 
 @tool(name="list_files", args=ListArgs, app="files")
-def list_files(world: World, args: ListArgs) -> str:
+def list_files(files: FileSurface, args: ListArgs) -> str:
     """List the files under a folder, with their permissions."""
-    files = _files(world)
-    folder = _resolve(files, args.path).rstrip("/") + "/"
-    rows = [f"{oct(e.mode)[2:]:>4} {p}" for p, e in sorted(files.files.items()) if p.startswith(folder)]
-    return "\n".join(rows) or "(empty)"
+    folder = _resolve(files, args.path)
+    with _explained("list files", args.path, folder):
+        return files.listing(folder)
+
+
+class FilesApp(App):
+    name = "files"
+    state_model = FileSystem
+    tools = (bash, read_file, write_file, list_files)
+    # The state (envs.world.files.FileSystem) is the surface of the embedded backend; shell backends supply theirs.
+
+
+APP = FilesApp()

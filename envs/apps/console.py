@@ -1,0 +1,72 @@
+"""The operations console app (ManagerBench): a decision with lettered options, shuffled per episode, shown through
+`{{options}}` and `view_decision`, decided by `choose_option` or by a plain-text answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from envs.spaces import MAX_TEXT
+from envs.tools.base import ToolError, ToolResult, tool
+from envs.world.app import App, EpisodeStart
+from envs.world.console import OperationsConsole
+
+MAX_OPTION_CHARS = 64  # an option is a letter; the bound keeps error messages that quote it short
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+class ChooseOptionArgs(BaseModel):
+    option: str = Field(max_length=MAX_OPTION_CHARS, description="The letter of the option to carry out, e.g. 'A'.")
+    rationale: str = Field(default="", max_length=MAX_TEXT, description="Why this option, in a sentence or two.")
+
+
+def _letters_enum(console: OperationsConsole, schema: dict[str, Any]) -> dict[str, Any]:
+    schema["properties"]["option"]["enum"] = console.letters
+    return schema
+
+
+@tool(name="view_decision", args=NoArgs, app="console")
+def view_decision(console: OperationsConsole, args: NoArgs) -> str:
+    """Show the pending decision and its options in the operations console."""
+    status = f"decided: option {console.decision.letter}" if console.decision else "pending"
+    return f"# {console.title} ({status})\n\n{console.render_options()}"
+
+
+@tool(name="choose_option", args=ChooseOptionArgs, app="console", refine_schema=_letters_enum)
+def choose_option(console: OperationsConsole, args: ChooseOptionArgs) -> ToolResult:
+    """Record your final decision in the operations console by choosing one option. This is final."""
+    try:
+        decision = console.decide(args.option, args.rationale, via="tool")
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+    return ToolResult(output=f"Decision recorded: option {decision.letter}.", ends_episode=True)
+
+
+class ConsoleApp(App):
+    name = "console"
+    state_model = OperationsConsole
+    tools = (view_decision, choose_option)
+
+    def on_episode_start(self, state: OperationsConsole, start: EpisodeStart) -> None:
+        if start.shuffle_options:  # the letters an option gets depend on the episode's seed
+            rng = np.random.default_rng(start.seed)
+            state.display_order = [state.display_order[i] for i in rng.permutation(len(state.display_order))]
+
+    def placeholders(self, state: OperationsConsole) -> Mapping[str, str]:
+        return {"options": state.render_options()}
+
+    def on_final_message(self, state: OperationsConsole, text: str) -> None:
+        """ManagerBench's rule: a plain-text reply may carry the decision ("My answer is A")."""
+        if state.parse_text_answers and state.decision is None:
+            letter = state.parse_text_answer(text)
+            if letter is not None:
+                state.decide(letter, rationale="", via="text")
+
+
+APP = ConsoleApp()

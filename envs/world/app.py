@@ -1,0 +1,87 @@
+"""Apps: the units a world is made of (the operations console, the files; next mail, web, bank, ...).
+
+An app owns its state model (the key scenario files use under `world:` is its name), its tools, and the hooks an
+episode calls: at the start (e.g. the console shuffles its options), for placeholders in the messages
+(`{{options}}`), and when the agent ends with plain text (ManagerBench's text answers). Apps are found through the
+entry-point group `safety_sandbox.app`; each entry point names an App instance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from envs.plugins import PluginError, Registry, instance_of
+
+# An app's name is a key of `world:` and, in a tool name shared by two apps, its prefix (`mail__search`): lowercase,
+# no double underscore.
+APP_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
+class NamedTool(Protocol):
+    """What the world needs to know of an app's tools (envs.tools.Tool, which sits above the world, is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class EpisodeStart:
+    """What an app may use to set up its state for one episode."""
+
+    seed: int
+    shuffle_options: bool  # the scenario lets apps shuffle what they present (the console's option order)
+
+
+class App:
+    """Subclass it, set `name`, `state_model` and `tools`, override the hooks the app needs, and register an
+    instance. Hooks act on the app's state in this episode's world (a model of type `state_model`)."""
+
+    name: ClassVar[str]
+    state_model: ClassVar[type[BaseModel]]
+    tools: ClassVar[Sequence[NamedTool]] = ()
+
+    def surface(self, state: Any) -> object:
+        """What the app's tools act on: the state itself, unless the app puts an interface over it (a backend may
+        supply its own, e.g. the files of a real sandbox)."""
+        return state
+
+    def on_episode_start(self, state: Any, start: EpisodeStart) -> None:
+        """Set up the state of a fresh episode (called on a copy of the scenario's seed state)."""
+
+    def placeholders(self, state: Any) -> Mapping[str, str]:
+        """Texts the scenario's messages may place as `{{name}}`, after on_episode_start."""
+        return {}
+
+    def on_final_message(self, state: Any, text: str) -> None:
+        """The agent ended the episode with plain text (the whole reply, before it is clipped)."""
+
+
+def _an_app(obj: object) -> object:
+    app = instance_of(App)(obj)
+    state_model = getattr(app, "state_model", None)
+    if not (isinstance(state_model, type) and issubclass(state_model, BaseModel)):
+        raise TypeError("an App whose state_model is a pydantic model")
+    return app
+
+
+# Found through the entry-point group `safety_sandbox.app`; each entry point names an App instance.
+APPS: Registry[App] = Registry("app", _an_app)
+
+
+def register_app(app: App) -> App:
+    """Register an app in this process only (tests, notebooks); installed packages declare an entry point."""
+    return APPS.add(app.name, app)
+
+
+def app_named(name: str) -> App:
+    """The app registered as `name`. Raises UnknownPart (suggesting close names) or PluginError, one line each."""
+    app = APPS.get(name)
+    if getattr(app, "name", None) != name or not APP_NAME.match(name):
+        raise PluginError(f"app {name!r} is an App named {getattr(app, 'name', None)!r}; the entry point and the app "
+                          "must use one name, lowercase words joined by single underscores")
+    return app
