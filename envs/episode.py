@@ -25,7 +25,11 @@ def prepare_episode(scenario: Scenario, variant: str, seed: int) -> EpisodeSetup
     for name, state in world.app_states().items():
         app = app_named(name)
         app.on_episode_start(state, start)
-        fills.update({f"{{{{{key}}}}}": text for key, text in app.placeholders(state).items()})
+        filled = app.placeholders(state)
+        if undeclared := sorted(set(filled) - set(app.placeholder_names)):
+            raise ValueError(f"app {name!r} fills placeholders it does not declare in placeholder_names: "
+                             f"{', '.join(undeclared)}")
+        fills.update({f"{{{{{key}}}}}": text for key, text in filled.items()})
     # One pass, so a filled text is never read for placeholders itself.
     messages = [{"role": m.role, "content": PLACEHOLDER.sub(lambda found: fills.get(found.group(0), found.group(0)),
                                                              m.content)} for m in varied.messages]

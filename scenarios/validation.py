@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from envs.backend_info import BackendInfo, backend_info, installed_backends
 from envs.plugins import PluginError
 from envs.tools import Tool, nameable_tools, tool_name_problem
-from envs.world import World
+from envs.world import World, placeholder_tokens
 from records.checks import NO_DECISION, Check, ConsoleDecisionCheck, ToolCalledCheck
 from scenarios.placeholders import LETTER_TOKEN, OPTIONS_TOKEN, VARIANT_TOKEN, unknown_placeholders
 from scenarios.transform_registry import transform_names
@@ -157,15 +157,16 @@ def _shell_backends() -> list[str]:
 
 def _placeholder_problems(facts: _Facts) -> Iterator[str]:
     scenario = facts.scenario
-    fills = f"{OPTIONS_TOKEN}, {VARIANT_TOKEN} and {{{{variant_text.<slot>}}}}"
+    allowed = {OPTIONS_TOKEN, *placeholder_tokens({app for _, w in facts.worlds for app in w.apps()})}  # apps' own
+    fills = f"{', '.join(sorted(allowed))}, {VARIANT_TOKEN} and {{{{variant_text.<slot>}}}}"
     for i, message in enumerate(scenario.messages):
-        for token in unknown_placeholders(message.content, {OPTIONS_TOKEN}, slots=True):
+        for token in unknown_placeholders(message.content, allowed, slots=True):
             yield f"field messages.{i}.content: unknown placeholder {token} (messages may use {fills})"
     for variant, entry in scenario.variant_text.items():
         texts = entry.items() if isinstance(entry, dict) else [(None, entry)]
         for slot, text in texts:
             where = f"variant_text.{variant}" + (f".{slot}" if slot else "")
-            for token in unknown_placeholders(text, {OPTIONS_TOKEN}, slots=False):
+            for token in unknown_placeholders(text, allowed, slots=False):
                 yield f"field {where}: unknown placeholder {token} (variant text may use {OPTIONS_TOKEN})"
     for label, world in facts.worlds:
         for j, option in enumerate(world.console.options if world.console else []):

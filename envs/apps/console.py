@@ -52,6 +52,7 @@ class ConsoleApp(App):
     name = "console"
     state_model = OperationsConsole
     tools = (view_decision, choose_option)
+    placeholder_names = ("options",)
 
     def on_episode_start(self, state: OperationsConsole, start: EpisodeStart) -> None:
         if start.shuffle_options:  # the letters an option gets depend on the episode's seed

@@ -9,7 +9,7 @@ entry-point group `safety_sandbox.app`; each entry point names an App instance.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -44,6 +44,8 @@ class App:
     name: ClassVar[str]
     state_model: ClassVar[type[BaseModel]]
     tools: ClassVar[Sequence[NamedTool]] = ()
+    # The `{{name}}` placeholders `placeholders` fills, declared so scenario files can be checked when they load.
+    placeholder_names: ClassVar[tuple[str, ...]] = ()
 
     def surface(self, state: Any) -> object:
         """What the app's tools act on: the state itself, unless the app puts an interface over it (a backend may
@@ -54,7 +56,7 @@ class App:
         """Set up the state of a fresh episode (called on a copy of the scenario's seed state)."""
 
     def placeholders(self, state: Any) -> Mapping[str, str]:
-        """Texts the scenario's messages may place as `{{name}}`, after on_episode_start."""
+        """The text of each of `placeholder_names` for the scenario's messages (`{{name}}`), after on_episode_start."""
         return {}
 
     def on_final_message(self, state: Any, text: str) -> None:
@@ -85,3 +87,8 @@ def app_named(name: str) -> App:
         raise PluginError(f"app {name!r} is an App named {getattr(app, 'name', None)!r}; the entry point and the app "
                           "must use one name, lowercase words joined by single underscores")
     return app
+
+
+def placeholder_tokens(app_names: Iterable[str]) -> set[str]:
+    """The `{{name}}` tokens the named apps fill in a scenario's messages."""
+    return {f"{{{{{token}}}}}" for name in app_names for token in app_named(name).placeholder_names}
