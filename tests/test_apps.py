@@ -5,6 +5,7 @@ two apps may share a tool name; the file tools are one implementation on every b
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -13,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from envs.apps.files import read_file
 from envs.backends.shell import SandboxFiles
 from envs.env import SafetyEnv
+from envs.plugins import PluginError
 from envs.sandbox import SandboxLimits
-from envs.tools import ToolResult, tools_for, world_tools
+from envs.tools import TOOLS, ToolResult, tools_for, world_tools
 from envs.tools.base import tool
 from envs.world import APPS, App, EpisodeStart, FileEntry, FileSystem, World, register_app
 from records.checks import CheckContext
@@ -159,7 +161,9 @@ def test_worlds_keep_their_recorded_shape():
      "field world.console.titel: Extra inputs are not permitted"),
     ({"lamp": {"lit": "very"}}, "field world.lamp.lit: Input should be a valid boolean"),
     ({"alpha": {}}, "field messages.0.content: unknown placeholder {{lamp_state}}"),  # only a lamp fills it
-], ids=["unknown-app", "unknown-field", "unknown-console-field", "bad-value", "placeholder-of-an-app-not-seeded"])
+    ({"model_dump": {}}, "field world.model_dump: 'model_dump' is a name of the world itself, not an app"),
+], ids=["unknown-app", "unknown-field", "unknown-console-field", "bad-value", "placeholder-of-an-app-not-seeded",
+        "name-of-the-world"])
 def test_unknown_apps_and_fields_name_the_file_and_the_key(apps, tmp_path, world, expected):
     path = tmp_path / "lamp.yaml"
     path.write_text(yaml.safe_dump(lamp_scenario(world=world)))
@@ -180,6 +184,13 @@ def test_a_tool_name_two_apps_share_is_qualified_by_app_in_worlds_that_host_both
     with pytest.raises(ValueError, match="tool 'lookup' is offered by several apps of the world; name one: "
                                          "alpha__lookup or beta__lookup"):
         tools_for(both, ["lookup"])
+    # A registered tool cannot be shadowed by an app's qualified name (nor the agent's own `refuse` by any app).
+    TOOLS.add("alpha__lookup", replace(_lookup_in("alpha"), name="alpha__lookup", app=None))
+    try:
+        with pytest.raises(PluginError, match="tool 'alpha__lookup' of app 'alpha' clashes with the registered tool"):
+            world_tools(both)
+    finally:
+        TOOLS.remove("alpha__lookup")
 
 
 def test_scenarios_name_shared_tools_per_world(apps, tmp_path):

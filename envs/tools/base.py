@@ -128,8 +128,11 @@ def _offers(world: World) -> tuple[dict[str, Tool], dict[str, list[Tool]]]:
     shared = {name: tools for name, tools in by_name.items() if len(tools) > 1 or name in offered}
     for name, tools in by_name.items():
         for t in tools:
-            qualified = f"{t.app}{QUALIFIER}{name}"
-            offered[qualified if name in shared else name] = replace(t, name=qualified) if name in shared else t
+            offered_as = f"{t.app}{QUALIFIER}{name}" if name in shared else name
+            if offered_as in offered:  # e.g. a registered tool named like another app's qualified one
+                raise PluginError(f"tool {offered_as!r} of app {t.app!r} clashes with the registered tool "
+                                  f"{offered_as!r}; rename one of them")
+            offered[offered_as] = replace(t, name=offered_as) if name in shared else t
     return dict(sorted(offered.items())), shared
 
 

@@ -62,6 +62,9 @@ class World(BaseModel):
             if not isinstance(name, str):
                 problems.append(_problem((str(name),), value, f"app names are text, not {type(name).__name__}"))
                 continue
+            if hasattr(cls, name):  # `world.<app>` must reach the app, not a method or field of the world
+                problems.append(_problem((name,), value, f"{name!r} is a name of the world itself, not an app"))
+                continue
             try:
                 state_model = app_named(name).state_model
             except PluginError as exc:  # unknown (with close names and what exists) or a broken plugin
