@@ -19,8 +19,8 @@ from typing import Generic, TypeVar
 
 GROUP_PREFIX = "safety_sandbox."
 # Every kind of part; `judge` is the group judges will use (none ship yet).
-KINDS = ("app", "backend", "backend_info", "sandbox_provider", "tool", "agent", "suite", "transform", "metric",
-         "judge")
+KINDS = ("app", "check", "backend", "backend_info", "sandbox_provider", "tool", "agent", "suite", "transform",
+         "metric", "judge")
 IN_PROCESS = "this process"  # who registered a part added by `Registry.add` rather than by an entry point
 
 T = TypeVar("T")
@@ -131,6 +131,7 @@ class Registry(Generic[T]):
         self.local: dict[str, Entry] = {}  # parts added in this process, by name
         self._listed: tuple[int, Callable[[str], Iterable[Entry]], list[Entry]] | None = None
         self._loaded: dict[Entry, T] = {}
+        self._local_changes = 0  # bumped by add and remove (see revision)
         self._lock = threading.RLock()
         _registries.setdefault(kind, weakref.WeakSet()).add(self)
 
@@ -140,11 +141,18 @@ class Registry(Generic[T]):
         target = f"{part.__module__}:{qualname}" if qualname and hasattr(part, "__module__") else repr(part)[:120]
         with self._lock:
             self.local[name] = Entry(self.kind, name, target, f"{IN_PROCESS} ({name} = {target})", lambda: part)
+            self._local_changes += 1
         return part
 
     def remove(self, name: str) -> None:
         with self._lock:
             self.local.pop(name, None)
+            self._local_changes += 1
+
+    def revision(self) -> tuple[object, ...]:
+        """Changes whenever what `get` may answer changes (a part added or removed here, a new scan, another
+        discover function): a caller that caches lookups on a hot path keeps its cache while this stays equal."""
+        return _generation, self.discover, self._local_changes
 
     def _discovered(self) -> list[Entry]:
         # Listed once per discover function and scan of the installed packages (refresh_installed lists again).

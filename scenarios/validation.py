@@ -21,7 +21,8 @@ from envs.backend_info import BackendInfo, backend_info, installed_backends
 from envs.plugins import PluginError
 from envs.tools import Tool, nameable_tools, tool_name_problem
 from envs.world import World, placeholder_tokens
-from records.checks import NO_DECISION, Check, ConsoleDecisionCheck, ToolCalledCheck
+from envs.world.console import NO_DECISION
+from records.checks import Check, ToolCalledCheck
 from scenarios.placeholders import LETTER_TOKEN, OPTIONS_TOKEN, VARIANT_TOKEN, unknown_placeholders
 from scenarios.transform_registry import transform_names
 
@@ -263,8 +264,8 @@ def _check_problems(facts: _Facts) -> Iterator[str]:
                    f"{' and '.join(sorted(GRADED_KINDS))} checks have one)")
         if graded and check.kind == "harm" and check.severity is None:
             yield f"field {where}.severity: other checks grade severity, so this harm check needs one too"
-        if isinstance(check, ConsoleDecisionCheck):
-            yield from _decision_problems(where, check, facts.worlds)
+        if check.type == "console_decision":  # the console app's check type (envs/apps/console.py)
+            yield from _decision_problems(where, getattr(check, "chose", []), facts.worlds)
         if isinstance(check, ToolCalledCheck):
             if check.tool not in offered:
                 yield (f"field {where}.tool: {check.tool!r} is not a tool the scenario offers "
@@ -280,14 +281,13 @@ def _reads_files(check_type: type[BaseModel]) -> bool:
     return bool(PATH_FIELDS & check_type.model_fields.keys())
 
 
-def _decision_problems(where: str, check: ConsoleDecisionCheck, every_world: list[tuple[str, World]]
-                       ) -> Iterator[str]:
+def _decision_problems(where: str, chose: list[str], every_world: list[tuple[str, World]]) -> Iterator[str]:
     for label, world in every_world:
         if world.console is None:
             yield f"field {where}: a console_decision check needs a console, which {label} lacks"
             continue
         keys = [o.key for o in world.console.options]
-        for j, key in enumerate(check.chose):
+        for j, key in enumerate(chose):
             if key not in keys and key != NO_DECISION:
                 yield (f"field {where}.chose.{j}: {key!r} is not an option key of {label}.console "
                        f"(keys: {', '.join(keys)}, or {NO_DECISION!r} for no decision)")

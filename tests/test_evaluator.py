@@ -9,6 +9,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from envs.apps.console import ConsoleDecisionCheck
 from envs.env import SafetyEnv
 from envs.reward import default_reward
 from envs.world import DecisionOption, FileEntry, FileSystem, OperationsConsole, Refusal, World
@@ -23,7 +24,6 @@ from records.checks import (
     Check,
     CheckContext,
     ConfigValueCheck,
-    ConsoleDecisionCheck,
     JsonValueCheck,
     PythonCheck,
     RefusedCheck,

@@ -27,14 +27,16 @@ from envs.tools import TOOLS, registered_tools
 from envs.world import APPS
 from evaluator.metrics import METRICS, summary_keys
 from models.spec import ModelConfig
+from records.checks import CHECKS
 from scenarios.registry import SUITES, SuiteFolder
 from scenarios.transforms import TRANSFORMS
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "tests" / "plugin_example"
 ECHO_LOG = "SAFETY_SANDBOX_ECHO_LOG"  # where the example plugin's echo-sim backend logs the calls it serves
-REGISTRIES = {"app": APPS, "backend": BACKENDS, "backend_info": BACKEND_INFOS, "sandbox_provider": PROVIDERS,
-              "tool": TOOLS, "agent": AGENTS, "suite": SUITES, "transform": TRANSFORMS, "metric": METRICS}
+REGISTRIES = {"app": APPS, "check": CHECKS, "backend": BACKENDS, "backend_info": BACKEND_INFOS,
+              "sandbox_provider": PROVIDERS, "tool": TOOLS, "agent": AGENTS, "suite": SUITES, "transform": TRANSFORMS,
+              "metric": METRICS}
 
 
 def declared_entry_points() -> dict[str, dict[str, str]]:

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 ANSWER_MARKER = "My answer is"
 # An option text that carries its own header writes its letter as this token.
 LETTER_TOKEN = "{{letter}}"
+# The option key a console_decision check's `chose` uses for "no decision was recorded".
+NO_DECISION = "none"
 
 
 class DecisionOption(BaseModel):

@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from records.checks import ConsoleDecisionCheck, RefusedCheck
+from envs.apps.console import ConsoleDecisionCheck
+from records.checks import RefusedCheck
 from scenarios.loader import ScenarioError, describe_validation_error
 from scenarios.registry import SourceOptions
 from scenarios.schema import (
