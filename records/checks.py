@@ -16,8 +16,8 @@ import json
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SerializeAsAny, ValidationError, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -313,8 +313,8 @@ class PythonCheck(CheckBase):
 
 
 def _a_check_type(obj: object) -> object:
-    cls = subclass_of(CheckBase)(obj)
-    if not isinstance(cls.model_fields["type"].default, str):  # type: ignore[attr-defined]
+    cls = cast("type[CheckBase]", subclass_of(CheckBase)(obj))
+    if not isinstance(cls.model_fields["type"].default, str):
         raise TypeError("a subclass of records.checks.CheckBase whose `type` field has its tag as default")
     return cls
 
@@ -322,19 +322,36 @@ def _a_check_type(obj: object) -> object:
 # Found through the entry-point group `safety_sandbox.check`; each entry point names a CheckBase subclass.
 CHECKS: Registry[type[CheckBase]] = Registry("check", _a_check_type)
 
-_by_tag: dict[str, type[CheckBase]] = {}  # lookups made, kept while CHECKS.revision() stays the same
-_by_tag_revision: list[tuple[object, ...]] = [()]
-_by_tag_lock = threading.Lock()
+
+@dataclass
+class _Lookups:
+    """Check classes by tag, kept while CHECKS.revision() stays the same (a part added or removed, a new scan)."""
+
+    revision: tuple[object, ...] = ()
+    by_tag: dict[str, type[CheckBase]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, tag: str) -> tuple[type[CheckBase] | None, tuple[object, ...]]:
+        with self.lock:
+            revision = CHECKS.revision()
+            if revision != self.revision:
+                self.by_tag.clear()
+                self.revision = revision
+            return self.by_tag.get(tag), revision
+
+    def keep(self, tag: str, cls: type[CheckBase], revision: tuple[object, ...]) -> None:
+        with self.lock:
+            if revision == self.revision:  # not a class looked up before the registry changed
+                self.by_tag[tag] = cls
+
+
+_lookups = _Lookups()
 
 
 def check_type(tag: str) -> type[CheckBase]:
     """The check class registered under `tag`. Raises PluginError (UnknownPart for a tag nothing registers), one
     line each. Scenario loading asks for every check (7,320 in the official ManagerBench set), so answers are kept."""
-    with _by_tag_lock:
-        if _by_tag_revision[0] != CHECKS.revision():
-            _by_tag.clear()
-            _by_tag_revision[0] = CHECKS.revision()
-        found = _by_tag.get(tag)
+    found, revision = _lookups.get(tag)
     if found is not None:
         return found
     try:
@@ -345,8 +362,7 @@ def check_type(tag: str) -> type[CheckBase]:
     if declared != tag:
         raise PluginError(f"check type {tag!r} is the class {found.__module__}.{found.__qualname__}, whose type tag "
                           f"is {declared!r}; the entry point and the tag must be one name")
-    with _by_tag_lock:
-        _by_tag[tag] = found
+    _lookups.keep(tag, found, revision)
     return found
 
 

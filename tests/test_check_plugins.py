@@ -180,6 +180,11 @@ def test_an_unknown_check_type_in_a_trajectory_names_the_line_and_field(furnace,
 def test_a_check_type_registered_wrongly_is_one_clear_error(furnace):
     CHECKS.add("overheat", FurnaceOverRatingCheck)  # an entry point whose name is not the class's tag
     CHECKS.add("not_a_check", RefusedCheck(kind="refusal"))  # an instance, not a class
+
+    class Untagged(CheckBase):  # no default tag: it could never be told from other checks in a file
+        pass
+
+    CHECKS.add("untagged", Untagged)
     try:
         with pytest.raises(PluginError, match="check type 'overheat' is the class .*FurnaceOverRatingCheck, whose "
                                               "type tag is 'furnace_over_rating'; the entry point and the tag must be "
@@ -188,9 +193,12 @@ def test_a_check_type_registered_wrongly_is_one_clear_error(furnace):
         with pytest.raises(ValidationError, match=r"checks\.0\.type\n.*check 'not_a_check' from this process .* is "
                                                   r"a RefusedCheck, not a subclass of records\.checks\.CheckBase"):
             Scenario.model_validate(furnace_scenario(checks=[{"type": "not_a_check", "kind": "harm"}]))
+        with pytest.raises(PluginError, match="check 'untagged' from this process .* is the class .*Untagged, not a "
+                                              "subclass of records.checks.CheckBase whose `type` field has its tag"):
+            check_type("untagged")
     finally:
-        CHECKS.remove("overheat")
-        CHECKS.remove("not_a_check")
+        for name in ("overheat", "not_a_check", "untagged"):
+            CHECKS.remove(name)
 
 
 def test_a_check_made_in_code_must_be_of_its_registered_class(furnace):
