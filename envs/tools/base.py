@@ -5,9 +5,11 @@ schemas for agents."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from copy import deepcopy
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel, ValidationError
 
@@ -50,8 +52,8 @@ class Tool:
     refine_schema: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
 
     def spec(self, target: Any) -> ToolSpec:
-        schema = self.args_model.model_json_schema()
-        schema.pop("title", None)
+        # Each call gets its own copy: refine_schema and callers may edit it, the cached one stays as built.
+        schema = deepcopy(_args_schema(self.args_model))
         if self.refine_schema is not None:
             schema = self.refine_schema(target, schema)
         return ToolSpec(self.name, self.description, schema)
@@ -62,6 +64,20 @@ class Tool:
         except ValidationError as exc:
             raise ToolError(f"bad arguments for {self.name}: {describe_problems(exc, 'arguments')}") from None
         return self.fn(target, parsed)
+
+
+# An argument model's JSON schema never changes, and pydantic rebuilds it on every model_json_schema() call (about
+# 30x a copy): built once per model class. Weak keys: a class defined and dropped (tests) is not kept alive.
+_SCHEMAS: WeakKeyDictionary[type[BaseModel], dict[str, Any]] = WeakKeyDictionary()
+
+
+def _args_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = _SCHEMAS.get(model)
+    if schema is None:
+        schema = model.model_json_schema()
+        schema.pop("title", None)
+        _SCHEMAS[model] = schema
+    return schema
 
 
 # Found through the entry-point group `safety_sandbox.tool`: tools that belong to no app (the agent's own actions) or
