@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import string
 from typing import Any
@@ -86,9 +87,19 @@ def clip_json(value: Any, budget: int = MAX_TEXT) -> Any:
 OBSERVATION_KEYS = ("system", "goal", "tools", "observation", "last_action_error")
 
 
+# Building a Text space builds its sampling charset arrays (most of an env's memory and of its construction time).
+# Those never change, so each env gets a shallow copy of one prototype: the arrays are shared, while the random
+# generator stays per space (the prototype is never seeded or sampled, so every copy starts unseeded).
+_TEXT_PROTOTYPE = UnicodeText(max_length=MAX_TEXT)
+
+
+def _text_space() -> UnicodeText:
+    return copy.copy(_TEXT_PROTOTYPE)
+
+
 def observation_space() -> spaces.Dict:
-    return spaces.Dict({key: UnicodeText() for key in OBSERVATION_KEYS})
+    return spaces.Dict({key: _text_space() for key in OBSERVATION_KEYS})
 
 
 def action_space() -> UnicodeText:
-    return UnicodeText(max_length=MAX_TEXT)
+    return _text_space()
