@@ -132,6 +132,7 @@ class Registry(Generic[T]):
         self._listed: tuple[int, Callable[[str], Iterable[Entry]], list[Entry]] | None = None
         self._loaded: dict[Entry, T] = {}
         self._local_changes = 0  # bumped by add and remove (see revision)
+        self._by_name: tuple[tuple[object, ...], dict[str, list[Entry]]] | None = None
         self._lock = threading.RLock()
         _registries.setdefault(kind, weakref.WeakSet()).add(self)
 
@@ -161,12 +162,17 @@ class Registry(Generic[T]):
         return self._listed[2]
 
     def _entries(self) -> dict[str, list[Entry]]:
+        # Looked up tens of thousands of times while a suite loads: merged once per revision (callers only read it).
         with self._lock:
+            revision = self.revision()
+            if self._by_name is not None and self._by_name[0] == revision:
+                return self._by_name[1]
             by_name: dict[str, list[Entry]] = {}
             for entry in [*self._discovered(), *self.local.values()]:
                 same = by_name.setdefault(entry.name, [])
                 if all(e.target != entry.target for e in same):  # one object named twice is one part
                     same.append(entry)
+            self._by_name = (revision, by_name)
             return by_name
 
     def names(self) -> list[str]:
