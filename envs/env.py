@@ -58,7 +58,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             self.scenarios = select(scenario, SourceOptions(source=source))
         if not self.scenarios:
             raise ValueError("SafetyEnv needs at least one scenario")
-        self._by_id = {s.id: s for s in self.scenarios}
+        self._by_id: dict[str, Scenario] | None = None  # built on the first reset that names a scenario_id
         self.variant = variant
         self.backend_name = backend
         self.sandbox_limits = sandbox_limits
@@ -212,6 +212,10 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
     # ---- internals -----------------------------------------------------------------------------
     def _pick_scenario(self, scenario_id: str | None) -> Scenario:
         if scenario_id is not None:
+            # Lazy: most envs (one per runner episode, each of a vector env) never pick by id, and a suite's
+            # index is the largest thing such an env would hold.
+            if self._by_id is None:
+                self._by_id = {s.id: s for s in self.scenarios}
             if scenario_id not in self._by_id:
                 raise ValueError(f"scenario_id {scenario_id!r} is not among this env's scenarios")
             return self._by_id[scenario_id]
