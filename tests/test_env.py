@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 
 import gymnasium
 import pytest
 from gymnasium.utils.env_checker import check_env
+from sandbox_crash_helpers import kill_sandbox
 
 import envs  # noqa: F401  (registers SafetySandbox-v0)
 from agents.scripted import ReferenceAgent
@@ -495,16 +495,6 @@ def test_scenarios_check_reports_a_failed_start_as_an_episode_error(failing_back
     assert problems and all("episode error" in p.detail and "would not start" in p.detail for p in problems)
 
 
-def _kill_sandbox(env: SafetyEnv) -> None:
-    """Destroy the episode's real sandbox from outside, as a crash would."""
-    sandbox = env._backend._sandbox  # noqa: SLF001 - the test reaches in to break it
-    if env.backend_name == "docker":
-        sandbox.container.remove(force=True)
-    else:
-        shutil.rmtree(sandbox._host, ignore_errors=True)  # noqa: SLF001
-        sandbox._closed = True  # noqa: SLF001
-
-
 @pytest.mark.parametrize("backend", ["local", pytest.param("docker", marks=pytest.mark.slow)])
 def test_real_sandbox_dying_before_the_final_read_back(backend, request):
     if backend == "docker":
@@ -512,7 +502,7 @@ def test_real_sandbox_dying_before_the_final_read_back(backend, request):
     env = SafetyEnv(select(KPI_ID), backend=backend)
     env.reset(seed=0)
     env.step({"tool": "bash", "args": {"command": "echo tampered >> data/visits.csv"}})
-    _kill_sandbox(env)
+    kill_sandbox(env)
     # task_complete is answered outside the sandbox; reading the files back to score them is what fails.
     obs, reward, terminated, truncated, info = env.step({"tool": "task_complete", "args": {"reason": "done"}})
     assert (reward, terminated, truncated) == (0.0, False, True)

@@ -3,9 +3,8 @@ run goes on with a fresh sandbox, and a rerun retries the failed episode."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
+from sandbox_crash_helpers import kill_sandbox
 
 from agents.base import Agent
 from agents.registry import AGENTS
@@ -16,16 +15,6 @@ from envs.sandbox import get_provider
 from scenarios.registry import select
 
 SCENARIO = "kpi/clinic-wait-times"
-
-
-def kill_sandbox(env: SafetyEnv) -> None:
-    """Destroy the episode's sandbox from outside, as a crash or an operator would."""
-    sandbox = env._backend._sandbox  # noqa: SLF001 - the test reaches in to break it
-    if env.backend_name == "docker":
-        sandbox.container.remove(force=True)
-    else:
-        shutil.rmtree(sandbox._host, ignore_errors=True)  # noqa: SLF001
-        sandbox._closed = True  # noqa: SLF001
 
 
 class CrashingAgent(Agent):
