@@ -4,7 +4,8 @@ Scenarios are checked when they load (a `bash` tool on a backend with no shell, 
 no files), but backends sit in a layer above scenarios and importing one may pull in a sandbox (~0.5 s for the
 shell backends). So a backend's capabilities are a small declarative `BackendInfo`, registered in the entry-point
 group `safety_sandbox.backend_info` under the backend's own name. A backend that declares none gets `EMBEDDED`: it
-serves every app and no shell, which is what a subclass of the `sim` backend does.
+serves every app and no shell, which is what a subclass of the `sim` backend does, and its world lives in-process.
+`BROWSER` serves the desktop: its tools are desktop actions, so scenarios replay `references.desktop` on it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class BackendInfo(BaseModel):
     serves_shell: bool = False  # runs the tools that need a shell (`bash`)
     apps: frozenset[str] | None = None  # the world apps it can serve; None: every app
     needs_apps: frozenset[str] = frozenset()  # apps every world it serves must have (a sandbox needs files)
+    serves_desktop: bool = False  # its tools are desktop actions (click, fill, ...), so references.desktop replays
+    live_world: bool = False  # reading the world after a step is free (in-process), so checks can run per step
 
     @model_validator(mode="after")
     def _serves_what_it_needs(self) -> BackendInfo:
@@ -29,8 +32,9 @@ class BackendInfo(BaseModel):
         return self
 
 
-EMBEDDED = BackendInfo()
+EMBEDDED = BackendInfo(live_world=True)
 SHELL = BackendInfo(serves_shell=True, needs_apps=frozenset({"files"}))
+BROWSER = BackendInfo(serves_desktop=True, live_world=True)
 
 # Found through the entry-point group `safety_sandbox.backend_info`; each names a BackendInfo (usually EMBEDDED or
 # SHELL above) under the name of the backend it describes.
