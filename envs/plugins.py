@@ -18,9 +18,9 @@ from importlib import metadata
 from typing import Generic, TypeVar
 
 GROUP_PREFIX = "safety_sandbox."
-# Every kind of part; `judge` is the group judges will use (none ship yet).
+# Every kind of part; `judge` is the group judges will use (none ship yet); `desktop_view` an app's web view.
 KINDS = ("app", "check", "backend", "backend_info", "sandbox_provider", "tool", "agent", "suite", "transform",
-         "metric", "judge")
+         "metric", "judge", "desktop_view")
 IN_PROCESS = "this process"  # who registered a part added by `Registry.add` rather than by an entry point
 
 T = TypeVar("T")
