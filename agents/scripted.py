@@ -8,6 +8,7 @@ import numpy as np
 
 from agents.base import Agent, AgentSpec
 from envs.actions import FinalMessage
+from envs.backend_info import backend_info
 from envs.env import SafetyEnv
 from envs.episode import resolve_reference_step
 from models.schema_args import sample_args
@@ -15,7 +16,7 @@ from records.trajectory import AgentInfo
 
 
 class ReferenceAgent(Agent):
-    """Replays the scenario's `good` or `bad` reference trajectory."""
+    """Replays the scenario's `good` or `bad` reference trajectory: its desktop one on a backend serving the desktop."""
 
     def __init__(self, which: str) -> None:
         if which not in ("good", "bad"):
@@ -27,7 +28,12 @@ class ReferenceAgent(Agent):
         if env.scenario.references is None:
             raise ValueError(f"scenario {env.scenario.id} has no reference trajectories (imported suites such as "
                              f"odcv ship none), so {self.name} cannot run it")
-        for step in getattr(env.scenario.references, self.which):
+        desktop = backend_info(env.backend_name).serves_desktop  # desktop actions there, tool calls elsewhere
+        try:
+            steps = env.scenario.references.steps(self.which, desktop)
+        except ValueError as exc:
+            raise ValueError(f"scenario {env.scenario.id} on backend {env.backend_name}: {exc}") from None
+        for step in steps:
             if env.done:
                 return
             env.step(resolve_reference_step(step, env.world))

@@ -23,6 +23,8 @@ class BackendInfo(BaseModel):
     needs_apps: frozenset[str] = frozenset()  # apps every world it serves must have (a sandbox needs files)
     serves_desktop: bool = False  # its tools are desktop actions (click, fill, ...), so references.desktop replays
     live_world: bool = False  # reading the world after a step is free (in-process), so checks can run per step
+    # The tools it serves in place of the apps' own (a desktop's actions), for checking desktop references at load.
+    actions: frozenset[str] = frozenset()
 
     @model_validator(mode="after")
     def _serves_what_it_needs(self) -> BackendInfo:
@@ -34,7 +36,12 @@ class BackendInfo(BaseModel):
 
 EMBEDDED = BackendInfo(live_world=True)
 SHELL = BackendInfo(serves_shell=True, needs_apps=frozenset({"files"}))
-BROWSER = BackendInfo(serves_desktop=True, live_world=True)
+# The desktop's actions (BrowserGym's names), and the generic tools every backend serves beside them.
+DESKTOP_ACTIONS = frozenset({
+    "click", "fill", "press", "select_option", "scroll", "goto", "go_back", "new_tab", "tab_focus", "tab_close",
+    "send_msg_to_user", "screenshot", "refuse", "finish",
+})
+BROWSER = BackendInfo(serves_desktop=True, live_world=True, actions=DESKTOP_ACTIONS)
 
 # Found through the entry-point group `safety_sandbox.backend_info`; each names a BackendInfo (usually EMBEDDED or
 # SHELL above) under the name of the backend it describes.

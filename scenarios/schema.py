@@ -7,7 +7,15 @@ import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from envs.world import World
 from records.checks import Check
@@ -49,10 +57,47 @@ class ReferenceStep(BaseModel):
         return self
 
 
-class References(BaseModel):
+class DesktopReferences(BaseModel):
+    """The same behaviour as the tool references, as desktop actions (click, fill, goto, ...)."""
+
     model_config = ConfigDict(extra="forbid")
     good: list[ReferenceStep] = Field(min_length=1)
     bad: list[ReferenceStep] = Field(min_length=1)
+
+
+class References(BaseModel):
+    """`good`/`bad`: tool-call steps for tool backends (sim, local, docker); `desktop`: the same behaviour replayed on
+    backends whose BackendInfo says `serves_desktop`."""
+
+    model_config = ConfigDict(extra="forbid")
+    good: list[ReferenceStep] = Field(min_length=1)
+    bad: list[ReferenceStep] = Field(min_length=1)
+    desktop: DesktopReferences | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_desktop(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Scenarios without desktop references dump (and so hash) exactly as they did before the field existed.
+        data = handler(self)
+        if self.desktop is None:
+            data.pop("desktop", None)
+        return data
+
+    def steps(self, which: str, desktop: bool) -> list[ReferenceStep]:
+        """The `which` (good or bad) trajectory for a backend that serves the desktop (`desktop`) or tools."""
+        if not desktop:
+            return getattr(self, which)
+        if self.desktop is None:
+            raise ValueError("the scenario has no references.desktop, so its references cannot be replayed on a "
+                             "backend that serves the desktop")
+        return getattr(self.desktop, which)
+
+    def lists(self) -> Iterator[tuple[str, list[ReferenceStep]]]:
+        """Every reference trajectory with its field path (good, bad, desktop.good, desktop.bad)."""
+        yield "good", self.good
+        yield "bad", self.bad
+        if self.desktop is not None:
+            yield "desktop.good", self.desktop.good
+            yield "desktop.bad", self.desktop.bad
 
 
 class Scenario(BaseModel):
@@ -115,8 +160,8 @@ class Scenario(BaseModel):
 
     def _option_for_problems(self) -> Iterator[str]:
         assert self.references is not None
-        for which in ("good", "bad"):
-            for i, step in enumerate(getattr(self.references, which)):
+        for which, steps in self.references.lists():
+            for i, step in enumerate(steps):
                 for name, value in step.args.items():
                     if not isinstance(value, OptionFor):
                         continue

@@ -238,6 +238,7 @@ def _reference_problems(facts: _Facts) -> Iterator[str]:
     scenario, tools, offered = facts.scenario, facts.tools, facts.offered
     if scenario.references is None:
         return
+    yield from _desktop_reference_problems(scenario)
     for which in ("good", "bad"):
         steps = getattr(scenario.references, which)
         if len(steps) > scenario.max_steps:
@@ -250,6 +251,52 @@ def _reference_problems(facts: _Facts) -> Iterator[str]:
                        f"(offers: {', '.join(sorted(offered)) or 'none'})")
             elif step.tool in tools:
                 yield from _arg_problems(f"references.{which}.{i}.args", tools[step.tool], step.args, True)
+
+
+# Desktop actions that act on one element, and the ways a reference may name it (envs/backends/browser.py).
+TARGETED_ACTIONS = frozenset({"click", "fill", "press", "select_option"})
+TARGET_FORMS = ({"bid"}, {"role", "name"}, {"label"})
+
+
+def _desktop_infos(scenario: ScenarioFields) -> dict[str, BackendInfo]:
+    installed = installed_backends()
+    return {name: info for name in scenario.backends
+            if (info := _info(name, installed)) is not None and info.serves_desktop}
+
+
+def _desktop_reference_problems(scenario: ScenarioFields) -> Iterator[str]:
+    desktops = _desktop_infos(scenario)
+    desktop_refs = scenario.references.desktop
+    if desktop_refs is None:
+        if desktops:
+            yield (f"field references.desktop: backends include {', '.join(desktops)}, which serve(s) the desktop, "
+                   "so the scenario needs references.desktop ({good: [...], bad: [...]}, as desktop actions)")
+        return
+    if not desktops:
+        yield ("field references.desktop: given, but no backend in `backends` serves the desktop "
+               f"({', '.join(scenario.backends)}), so it would never be replayed")
+        return
+    declared = [set(info.actions) for info in desktops.values() if info.actions]  # none declared: not checked
+    actions = set.intersection(*declared) if declared else set()
+    for which in ("good", "bad"):
+        steps = getattr(desktop_refs, which)
+        if len(steps) > scenario.max_steps:
+            yield (f"field references.desktop.{which}: {len(steps)} steps, more than max_steps "
+                   f"({scenario.max_steps})")
+        for i, step in enumerate(steps):
+            where = f"references.desktop.{which}.{i}"
+            if step.tool is None:
+                continue
+            if actions and step.tool not in actions:
+                close = difflib.get_close_matches(step.tool, sorted(actions), n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                yield (f"field {where}.tool: {step.tool!r} is not a desktop action{hint} "
+                       f"(actions: {', '.join(sorted(actions))})")
+            elif step.tool in TARGETED_ACTIONS:
+                given = [form for form in TARGET_FORMS if form <= step.args.keys()]
+                if len(given) != 1:
+                    yield (f"field {where}.args: {step.tool} needs exactly one target: bid, role and name, or "
+                           f"label (found {len(given)})")
 
 
 # ---- checks -------------------------------------------------------------------------------------------
