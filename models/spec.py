@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.offline import OfflineChatModel
+if TYPE_CHECKING:  # LangChain costs ~1 s to import: only agents and judges that call a model import it
+    from langchain_core.language_models import BaseChatModel
 
 
 class ModelConfig(BaseModel):
@@ -29,6 +30,8 @@ class ModelConfig(BaseModel):
 def make_chat_model(config: ModelConfig) -> BaseChatModel:
     spec = config.spec
     if spec == "offline":
+        from models.offline import OfflineChatModel
+
         return OfflineChatModel(seed=config.seed)
     if spec.startswith("openai:") and len(spec) > len("openai:"):
         from langchain_openai import ChatOpenAI
