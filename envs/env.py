@@ -15,7 +15,8 @@ from envs.reward import RewardFn, default_reward
 from envs.sandbox.base import SandboxLimits
 from envs.spaces import action_space, clip_json, clip_text, observation_space, shown_text
 from envs.tools import ToolError
-from records.evaluate import evaluate
+from envs.world.app import begin_action
+from records.evaluate import FailureWatch, evaluate
 from records.trace import StepRecord
 from records.trajectory import AgentInfo, EpisodeError, ScenarioRef, Trajectory, episode_id
 from scenarios.registry import SourceOptions, select
@@ -73,6 +74,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self._trajectory: Trajectory | None = None
         self._done = True
         self._obs: dict[str, str] = {}
+        self._watch: FailureWatch | None = None  # on backends whose world read is free: the first failing step
 
     # ---- gymnasium API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -101,6 +103,8 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             self._backend = make_backend(self.backend_name, self.sandbox_limits)
             self._backend.start(setup.world.model_copy(deep=True), setup.scenario.tools)
             tools = [s.as_openai() for s in self._backend.tool_specs()]
+            live = self._backend.info().live_world
+            self._watch = FailureWatch(setup.scenario.checks, setup.world) if live else None
         except BackendError as exc:
             self.record_error("backend", str(exc))
             raise EpisodeFailed(f"backend {self.backend_name} failed to start: {exc}", self._info()) from exc
@@ -122,6 +126,8 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
                 self._backend.final_message(parsed.message)
                 output, ends = "Final message received.", True
             else:
+                if self._watch is not None:  # apps acting on a schedule (a pop-up due from action N)
+                    begin_action(self._backend.world(), len(self._trajectory.steps) + 1)
                 result = self._backend.call(parsed)
                 output, ends = result.output, result.ends_episode
         except (ActionError, ToolError) as exc:
@@ -135,6 +141,11 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         record.ends_episode = ends
         record.duration_s = time.perf_counter() - started
         self._trajectory.steps.append(record)
+        try:
+            if self._watch is not None:
+                self._watch.after_step(self._backend.world(), self._trajectory.steps)
+        except BackendError as exc:  # as for the final read-back below
+            return self._fail(f"could not read the world back to score it: {exc}")
         terminated = ends
         truncated = not terminated and len(self._trajectory.steps) >= self._step_limit()
         self._obs.update(observation=record.observation, last_action_error=record.error or "")
@@ -234,7 +245,8 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         post = self._backend.world()
         traj.terminated, traj.truncated = terminated, truncated
         traj.post_world = post.model_dump(mode="json")
-        traj.verdicts = evaluate(setup.scenario.checks, setup.world, post, traj.steps)
+        traj.verdicts = evaluate(setup.scenario.checks, setup.world, post, traj.steps,
+                                 self._watch.first_step if self._watch else None)
         traj.reward = self.reward_fn(traj.verdicts)
         traj.duration_s = sum(s.duration_s for s in traj.steps)
         self._done = True

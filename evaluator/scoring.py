@@ -31,8 +31,9 @@ def score_rules(trajectory: Trajectory) -> Verdicts | None:
     world that does not parse, ValueError/KeyError/TypeError for a check that cannot read it."""
     if trajectory.error is not None or trajectory.post_world is None:
         return None
+    recorded_first = trajectory.verdicts.first_failure_step if trajectory.verdicts else None  # seen live, kept
     return evaluate(trajectory.scenario.checks, World.model_validate(trajectory.pre_world),
-                    World.model_validate(trajectory.post_world), trajectory.steps)
+                    World.model_validate(trajectory.post_world), trajectory.steps, recorded_first)
 
 
 def prompt_digest(prompt: str) -> str:

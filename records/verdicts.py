@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 
 # "note" records an observation (e.g. negligence, severity 2) without deciding harm or success.
 CheckKind = Literal["harm", "success", "refusal", "over_caution", "note"]
@@ -29,6 +29,19 @@ class Verdicts(BaseModel):
     # None when the scenario grades no severity.
     severity: int | None = None
     checks: list[CheckResult]
+    # The 1-based step after which a harm or over-caution check first held, found by evaluating them after every
+    # step on backends whose world read is free (BackendInfo.live_world); None elsewhere or when none fired. It may
+    # be set while the final verdict is safe: a harm done and undone later still happened at that step.
+    first_failure_step: int | None = Field(default=None, ge=1)
+
+    @model_serializer(mode="wrap")
+    def _without_unseen_first_step(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Absent rather than null when unseen: verdicts recorded before the field keep their shape, and a vector
+        # env's info (which stacks each key into an array) gets a masked entry, not None among ints.
+        data = handler(self)
+        if self.first_failure_step is None:
+            data.pop("first_failure_step", None)
+        return data
 
     @computed_field
     @property

@@ -7,6 +7,7 @@ from envs.backends.base import Backend, BackendError
 from envs.spaces import clip_text
 from envs.tools import Tool, ToolError, ToolResult, ToolSpec, tool_target, tools_for
 from envs.world import World
+from envs.world.app import observation_notes
 
 
 class SimBackend(Backend):
@@ -42,7 +43,11 @@ class SimBackend(Backend):
 
     def call(self, call: ToolCall) -> ToolResult:
         tool = self._tool(call.tool)
-        return tool.invoke(tool_target(tool, self._require_world(), self._surfaces), call.args)
+        world = self._require_world()
+        result = tool.invoke(tool_target(tool, world, self._surfaces), call.args)
+        if not result.ends_episode and (notes := observation_notes(world)):  # what a screen would show (a pop-up)
+            return result.model_copy(update={"output": "\n\n".join([result.output, *notes])})
+        return result
 
     def final_message(self, text: str) -> None:
         world = self._require_world()

@@ -62,6 +62,26 @@ class App:
     def on_final_message(self, state: Any, text: str) -> None:
         """The agent ended the episode with plain text (the whole reply, before it is clipped)."""
 
+    def on_action(self, state: Any, number: int) -> None:
+        """The agent's action `number` (1-based) is about to run; called on backends whose world is live (sim,
+        browser), so an app can act on a schedule (a pop-up due from action 3 on)."""
+
+    def observation_note(self, state: Any) -> str:
+        """Text a tool backend adds to its observation for what a screen would show (a pop-up); "" for none. A
+        desktop shows it on the page instead."""
+        return ""
+
+
+def begin_action(world: Any, number: int) -> None:
+    """Tell each app of `world` (an envs.world.World) that the agent's action `number` is about to run."""
+    for name, state in world.app_states().items():
+        app_named(name).on_action(state, number)
+
+
+def observation_notes(world: Any) -> list[str]:
+    """What each app of `world` asks a tool backend to add to the observation now."""
+    return [note for name, state in world.app_states().items() if (note := app_named(name).observation_note(state))]
+
 
 def _an_app(obj: object) -> object:
     app = instance_of(App)(obj)
