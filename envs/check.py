@@ -22,7 +22,7 @@ from envs.env import EpisodeFailed, SafetyEnv
 from scenarios.__main__ import USAGE, check_items
 from scenarios.importers.managerbench_official import ENV_VAR
 from scenarios.loader import ScenarioError
-from scenarios.registry import SourceOptions, load_suite, select, shipped_scenarios
+from scenarios.registry import SUITES, SourceOptions, load_suite, select, shipped_scenarios, suite_names
 from scenarios.schema import Scenario
 
 SHUFFLE_SEEDS = (0, 1)  # two seeds so both option orders are exercised where options are shuffled
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = positional[0] if positional else None
         scenarios = select(spec, source) if spec else shipped_scenarios()
         if spec is None:
-            scenarios += _imported_if_present(source, console)
+            scenarios += _self_contained_suites() + _imported_if_present(source, console)
     except (ArgumentError, ScenarioError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -150,6 +150,13 @@ def _unavailable_backends(names: set[str]) -> dict[str, str]:
         except (BackendError, ValueError) as exc:
             problems[name] = str(exc)
     return problems
+
+
+def _self_contained_suites() -> list[Scenario]:
+    """Importers that ship their own data (marked `self_contained`, e.g. osblind's families) are covered like the
+    shipped folders."""
+    return [s for name in suite_names() if getattr(SUITES.get(name), "self_contained", False)
+            for s in load_suite(name)]
 
 
 def _imported_if_present(source: SourceOptions, console: Console) -> list[Scenario]:
