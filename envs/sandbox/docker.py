@@ -2,24 +2,32 @@
 
 Same contract as the `local` provider: no network, no host files, an unprivileged agent (uid 1000), a
 size-capped work dir, memory/pids/cpu limits, a per-command timeout, capped output, and nothing the agent
-starts outlives its command (the command wrapper kills every uid-1000 process when the command ends).
+starts outlives its command (every uid-1000 process is killed when the command ends).
 
 How it is put together, and why:
-- The container runs `sleep infinity` under docker-init (which reaps orphans) with `--network none`, all
-  capabilities dropped, no-new-privileges, a private IPC namespace and a read-only rootfs. Every command is a
-  `docker exec` as uid 1000.
-- Root in the container has no capabilities, so it cannot kill the agent's processes or read its files.
-  Reset therefore runs as uid 1000 (which owns everything under the roots) in one exec: kill, empty, and
-  unpack the seed files from a tar on stdin (one exec rather than an exec plus a put_archive: ~70 ms instead
-  of ~120 ms per reset here). The snapshot goes through the engine's archive API: the daemon reads every
-  file whatever its mode, and a symlink comes back as a link, never followed. The agent's own file tools
-  (read_file, write_file) run as uid 1000, with its rights, and refuse what links lead out of the roots.
-- A command travels on the exec's stdin ahead of its own input, never as an argument, so its size is not
-  bounded by the 128 KiB Linux allows one argument (see docker_sandbox.WRAPPER).
+- The container runs `sleep infinity` under docker-init (which reaps orphans) with `--network none`, no-new-privileges,
+  a private IPC namespace and a read-only rootfs.
+- Commands go through a persistent shell server (envs/sandbox/shell_server.py): one `docker exec -i` as the
+  container's root, started with the container, answering one request per command over its attached stream, so a
+  command costs no engine round trip (an exec per command cost ~90-130 ms here, at the engine's own floor). It
+  starts each command as uid 1000, ends every process of the agent after it, and says in the same reply which
+  files changed; their contents are fetched only when the world is read, and only theirs.
+- Capabilities: all are dropped but the four the server needs: SETUID/SETGID (to become the agent), KILL (to end
+  the agent's processes) and DAC_READ_SEARCH (to read back what the agent locked away, as the engine's archive API
+  did). Only root holds them: uid 1000 processes have none, and no-new-privileges keeps setuid files and file
+  capabilities from giving any back; the agent cannot signal, ptrace or open the pipes of a root process.
+- Where the image cannot run the server (no python3), or the provider is made with shell="exec" (the old path,
+  kept for the benchmark), every command is its own `docker exec` as uid 1000 and all capabilities are dropped.
+- Reset runs as uid 1000 (which owns everything under the roots) in one request: end every process, empty, and
+  unpack the seed files from a tar on stdin. The agent's own file tools (read_file, write_file) run as uid 1000,
+  with its rights, and refuse what links lead out of the roots.
+- A command travels on stdin ahead of its own input, never as an argument, so its size is not bounded by the
+  128 KiB Linux allows one argument (see docker_sandbox.WRAPPER).
 - Every root (the work dir and each extra root, e.g. /usr/local/bin of an imported image) is a tmpfs
-  *volume* (`size=<disk_mb>m,nr_inodes=<MAX_FILES_PER_ROOT>`), not a `--tmpfs` mount: the archive API does not
-  see `--tmpfs` mounts, but it does see volumes. So every root is capped in bytes and in files (the snapshot
-  reads all of it), and the image's own content under an extra root is hidden (reset seeds it exactly).
+  *volume* (`size=<disk_mb>m,nr_inodes=<MAX_FILES_PER_ROOT>`), not a `--tmpfs` mount: the archive API (the old
+  path's read-back) does not see `--tmpfs` mounts, but it does see volumes. So every root is capped in bytes and in
+  files (the read-back reads all of it), and the image's own content under an extra root is hidden (reset seeds
+  it exactly).
 - A root's top folder belongs to root with mode 1777 (like /tmp), not to the agent: the agent owns all it
   creates inside, but cannot hang state on the folder itself that emptying it would not clear (user xattrs,
   ACLs, timestamps) and that the next episode of the warm pool would see.
@@ -39,7 +47,7 @@ import signal
 import socket
 import threading
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from envs.sandbox.base import (
     MAX_FILES_PER_ROOT,
@@ -50,6 +58,7 @@ from envs.sandbox.base import (
     SandboxUnavailable,
 )
 from envs.sandbox.docker_sandbox import DockerSandbox, docker_sdk, roots_of
+from envs.sandbox.docker_shell import ShellLost
 from envs.sandbox.process import pid_alive
 
 POOL_SIZE = 4  # idle containers kept per spec
@@ -58,12 +67,15 @@ TMP_INODES = 4096  # each of /tmp and /dev/shm: inodes cost kernel memory that n
 LABEL = "safety-sandbox"
 LABEL_OWNER = "safety-sandbox.owner-pid"
 LABEL_HOST = "safety-sandbox.host"
+SERVER_CAPABILITIES = ["SETUID", "SETGID", "KILL", "DAC_READ_SEARCH"]  # root's only, for the shell server
 
 
 class DockerProvider(SandboxProvider):
     name = "docker"
 
-    def __init__(self) -> None:
+    def __init__(self, shell: Literal["persistent", "exec"] = "persistent") -> None:
+        """`shell`: "persistent" (a shell server per container) or "exec" (one `docker exec` per command)."""
+        self._persistent = shell == "persistent"
         self._client: Any = None
         self._base_image: str | None = None
         self._images: set[str] = set()  # images checked to be on the engine
@@ -159,7 +171,7 @@ class DockerProvider(SandboxProvider):
                 sandbox = idle.pop() if idle else None
             if sandbox is None:
                 return self.create(spec)
-            if self._running(sandbox):
+            if sandbox.alive():
                 return sandbox
             sandbox.close()
 
@@ -204,7 +216,8 @@ class DockerProvider(SandboxProvider):
                     "o": f"size={limits.disk_mb}m,nr_inodes={MAX_FILES_PER_ROOT},mode=1777,nosuid,nodev"})
             container = self.client.containers.create(
                 image, ["sleep", "infinity"], name=name, hostname="sandbox", labels=labels, init=True,
-                network_mode="none", ipc_mode="private", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                network_mode="none", ipc_mode="private", cap_drop=["ALL"],
+                cap_add=SERVER_CAPABILITIES if self._persistent else None, security_opt=["no-new-privileges"],
                 mem_limit=f"{limits.memory_mb}m", memswap_limit=f"{limits.memory_mb}m",
                 pids_limit=limits.pids, nano_cpus=int(limits.cpus * 1e9), read_only=True,
                 tmpfs={"/tmp": scratch, "/dev/shm": scratch},
@@ -215,6 +228,9 @@ class DockerProvider(SandboxProvider):
             with self._lock:
                 self._live.add(sandbox)
             container.start()
+            if self._persistent:
+                with contextlib.suppress(ShellLost):  # an image without python3: one exec per command
+                    sandbox.start_shell()
             return sandbox
         except (docker.errors.DockerException, OSError, SandboxError) as exc:
             with contextlib.suppress(Exception):
@@ -233,13 +249,6 @@ class DockerProvider(SandboxProvider):
             idle = self._idle.get(sandbox.spec)
             if idle and sandbox in idle:
                 idle.remove(sandbox)
-
-    def _running(self, sandbox: DockerSandbox) -> bool:
-        try:
-            sandbox.container.reload()
-        except Exception:  # noqa: BLE001 - any failure means the container is not usable
-            return False
-        return sandbox.container.status == "running"
 
 
 def _install_sigterm_handler() -> None:

@@ -1,4 +1,6 @@
-"""A docker sandbox: one long-lived container, driven by `docker exec` (see envs/sandbox/docker.py for the
+"""A docker sandbox: one long-lived container, driven through its persistent shell server (envs/sandbox/
+shell_server.py, one request per command over one attached `docker exec`) or, where the image cannot run it or
+the provider is asked for the old path, by one `docker exec` per command (see envs/sandbox/docker.py for the
 design). Also the in-container scripts for commands and reset, and the tar helpers for seed files."""
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from envs.sandbox.base import (
     SandboxError,
     SandboxSpec,
 )
-from envs.world.files import FileEntry, PathEscapeError, file_entry_from_bytes
+from envs.sandbox.docker_shell import ShellChannel, ShellLost
+from envs.world.files import MAX_READBACK_BYTES, FileEntry, PathEscapeError, file_entry_from_bytes
 from envs.world.paths import is_under
 
 AGENT_UID = 1000
@@ -50,6 +53,11 @@ RUN_FROM_STDIN = 'c=$(head -c "$1"); shift; eval "unset c; $c"'
 WRAPPER = ('exec 3>&2 2>/dev/null; ulimit -v "$2"; ulimit -f "$3"; '
            f'timeout -s KILL "$1" bash -c {shlex.quote(RUN_FROM_STDIN)} bash "$4" 2>&3 3>&-; '
            f'rc=$?; {KILL_ALL}; exit $rc')
+# The same, for the shell server, which ends every process of the agent itself (at the timeout, or when the command
+# ends): the ulimits, then the command read from stdin and run as `bash -c` would run it. The command's processes
+# are the first the kernel's OOM killer picks, never the server.
+SERVER_WRAPPER = ('{ echo 1000 > /proc/self/oom_score_adj; ulimit -v "$1"; ulimit -f "$2"; } 2>/dev/null; '
+                  'c=$(head -c "$3"); shift 3; eval "unset c; $c"')
 # The file tools run as the agent (so its rights apply, never root's) and stay in the roots: every link is
 # resolved in the container, what leads out of the roots (`$2`...) is refused, and only a regular file is
 # opened (a FIFO or device could block or never end). Nothing of the agent's runs meanwhile (each command ends
@@ -116,6 +124,7 @@ done
 if sysv_left; then echo "could not remove the System V IPC objects" >&2; exit 1; fi
 if [ "$seed" = 1 ]; then exec tar -x -p -m -f - -C /; fi
 """
+HOUSEKEEPING_SCRIPT = HOUSEKEEPING.removeprefix(KILL_ALL)  # the shell server ends the processes itself
 NUL_REJECTED = "the command was not run: it contains a NUL byte, which no shell command can hold\n"
 
 
@@ -150,10 +159,24 @@ class DockerSandbox(Sandbox):
         self._closed = False
         self._env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": spec.workdir, "LANG": "C.UTF-8",
                      "USER": "agent"}
+        self._shell: ShellChannel | None = None  # None: one `docker exec` per command (the old path)
+        self._files: dict[str, FileEntry] | None = None  # the last read-back, patched with what changed since
+        self._changed = True  # the shell server reported changes the read-back has not fetched yet
 
     @property
     def roots(self) -> list[str]:
         return roots_of(self.spec)
+
+    @property
+    def persistent(self) -> bool:
+        """Whether commands go through the persistent shell server."""
+        return self._shell is not None
+
+    def start_shell(self) -> None:
+        """Start the shell server (the container must be running). Raises ShellLost where the image cannot run
+        it (no python3); the sandbox then keeps to one exec per command."""
+        config = {"uid": AGENT_UID, "roots": self.roots, "env": self._env, "readback_bytes": MAX_READBACK_BYTES}
+        self._shell = ShellChannel(self._api, self.container.id, config, self._env)
 
     # ---- the interface ------------------------------------------------------------------------
     def exec(self, command: str, timeout_s: float | None = None, stdin: bytes | None = None) -> ExecResult:
@@ -163,6 +186,14 @@ class DockerSandbox(Sandbox):
         timeout = max(timeout_s or limits.timeout_s, 0.001)
         started = time.perf_counter()
         script = command.encode("utf-8", errors="replace")  # a lone surrogate cannot be sent as it is
+        if self._shell is not None:
+            argv = ["bash", "-c", SERVER_WRAPPER, "bash", str(limits.memory_mb * 1024), str(limits.disk_mb * 1024),
+                    str(len(script))]
+            reply, out, err = self._serve(argv, script + (stdin or b""), timeout, limits.output_bytes,
+                                          self.spec.workdir)
+            return ExecResult(exit_code=reply["code"], stdout=out.decode("utf-8", errors="replace"),
+                              stderr=err.decode("utf-8", errors="replace"), timed_out=reply["timed_out"],
+                              output_truncated=reply["truncated"], duration_s=time.perf_counter() - started)
         argv = ["bash", "-c", WRAPPER, "sandbox", f"{timeout:.3f}", str(limits.memory_mb * 1024),
                 str(limits.disk_mb * 1024), str(len(script))]
         code, out, err, truncated, client_timeout = self._run(argv, AGENT_USER, script + (stdin or b""),
@@ -188,13 +219,18 @@ class DockerSandbox(Sandbox):
     def _file_tool(self, script: str, path: str, stdin: bytes | None, cap: int) -> bytes:
         """Run READ_FILE or WRITE_FILE on `path`; its stdout, or the error its exit code stands for."""
         limits = self.spec.limits
-        code, out, err, truncated, client_timeout = self._run(
-            ["bash", "-c", script, "file-tool", path, *self.roots], AGENT_USER, stdin,
-            limits.timeout_s + CLIENT_GRACE_S, "/", cap=cap)
+        argv = ["bash", "-c", script, "file-tool", path, *self.roots]
+        if self._shell is not None:
+            reply, out, err = self._serve(argv, stdin or b"", limits.timeout_s, cap, "/", scan=script == WRITE_FILE)
+            code, truncated, timed_out = reply["code"], reply["truncated"], reply["timed_out"]
+        else:
+            code, out, err, truncated, timed_out = self._run(argv, AGENT_USER, stdin,
+                                                             limits.timeout_s + CLIENT_GRACE_S, "/", cap=cap)
+            if timed_out:
+                self._kill_agent_processes()
         reason = err.decode("utf-8", errors="replace").strip()
-        if client_timeout:
-            self._kill_agent_processes()
-            raise FileNotFoundError(f"{path}: no answer within {limits.timeout_s + CLIENT_GRACE_S:.0f}s")
+        if timed_out:
+            raise FileNotFoundError(f"{path}: no answer within {limits.timeout_s:.0f}s")
         if code == 0 and not truncated:
             return out
         if code == 4:
@@ -208,8 +244,25 @@ class DockerSandbox(Sandbox):
         raise FileNotFoundError(f"{path}: {reason.rpartition(': ')[2] or 'could not be read'}")
 
     def snapshot_files(self) -> dict[str, FileEntry]:
-        """Every regular file, all of them: the roots hold at most MAX_FILES_PER_ROOT (their tmpfs's inodes)."""
+        """Every regular file, all of them: the roots hold at most MAX_FILES_PER_ROOT (their tmpfs's inodes).
+        With the shell server, only what changed since the last read-back is fetched and patched in."""
         self._require_open()
+        if self._shell is None:
+            return self._archive_snapshot()
+        if self._files is None or self._changed:
+            reply, blobs = self._request({"op": "files", "full": self._files is None}, (), HOUSEKEEPING_TIMEOUT_S)
+            files = {} if reply["full"] else self._files
+            for path in reply["removed"]:
+                files.pop(path, None)
+            for (path, mode, size, digest), head in zip(reply["files"], blobs, strict=True):
+                files[path] = FileEntry(content=head.decode("utf-8", errors="replace"), mode=mode, size=size,
+                                        sha256=digest, truncated=size > MAX_READBACK_BYTES)
+            self._files = dict(sorted(files.items())) if reply["files"] else files
+            self._changed = False
+        return dict(self._files)
+
+    def _archive_snapshot(self) -> dict[str, FileEntry]:
+        """The old path: every root through the engine's archive API."""
         files: dict[str, FileEntry] = {}
         for root in self.roots:
             archive = self._get_archive(root)
@@ -237,23 +290,73 @@ class DockerSandbox(Sandbox):
             except PathEscapeError as exc:
                 raise SandboxError(f"could not reset the work dir: {exc}") from exc
             seed[posixpath.normpath(path)] = (root, entry)
-        code, _out, err, _trunc, client_timeout = self._run(
-            ["bash", "-c", HOUSEKEEPING, "reset", "1" if seed else "0", *self.roots], AGENT_USER,
-            _seed_tar(seed) if seed else None, HOUSEKEEPING_TIMEOUT_S, "/")
+        tar = _seed_tar(seed) if seed else None
+        if self._shell is not None:
+            argv = ["bash", "-c", HOUSEKEEPING_SCRIPT, "reset", "1" if seed else "0", *self.roots]
+            reply, _out, err = self._serve(argv, tar or b"", HOUSEKEEPING_TIMEOUT_S, self.spec.limits.output_bytes,
+                                           "/")
+            code, client_timeout = reply["code"], reply["timed_out"] or not reply["clean"]
+            self._files = None  # read back whole on the next snapshot
+        else:
+            code, _out, err, _trunc, client_timeout = self._run(
+                ["bash", "-c", HOUSEKEEPING, "reset", "1" if seed else "0", *self.roots], AGENT_USER, tar,
+                HOUSEKEEPING_TIMEOUT_S, "/")
         if client_timeout or code != 0:
             self.broken = True
             raise SandboxError(f"could not reset the sandbox: {err.decode(errors='replace').strip() or code}")
+
+    def alive(self) -> bool:
+        """Whether the sandbox still answers (a pooled one is checked before it is handed out)."""
+        if self._closed or self.broken:
+            return False
+        if self._shell is None:
+            try:
+                self.container.reload()
+            except Exception:  # noqa: BLE001 - any failure means the container is not usable
+                return False
+            return self.container.status == "running"
+        try:
+            self._request({"op": "ping"}, (), HOUSEKEEPING_TIMEOUT_S)
+        except SandboxError:
+            return False
+        return True
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._provider.forget(self)
+        if self._shell is not None:
+            self._shell.close()
         with contextlib.suppress(Exception):
             self.container.remove(force=True)
         for volume in self.volumes:
             with contextlib.suppress(Exception):
                 self._provider.client.volumes.get(volume).remove(force=True)
+
+    # ---- the shell server -------------------------------------------------------------------------
+    def _serve(self, argv: list[str], stdin: bytes, timeout_s: float, cap: int, workdir: str,
+               scan: bool = True) -> tuple[dict[str, Any], bytes, bytes]:
+        """Run argv as the agent through the shell server: (its reply, stdout, stderr). Every process of the
+        agent is ended with it; with `scan`, the reply says whether any file changed."""
+        reply, blobs = self._request({"op": "run", "argv": argv, "timeout": timeout_s, "cap": cap, "cwd": workdir,
+                                      "scan": scan}, (stdin,), timeout_s + CLIENT_GRACE_S)
+        if not reply["clean"]:  # a process of the agent survived every kill: nothing after it can be trusted
+            self.broken = True
+            raise SandboxError(f"could not end the processes of a command in {self.container.name}")
+        if reply.get("changed") or reply.get("removed"):
+            self._changed = True
+        return reply, blobs[0], blobs[1]
+
+    def _request(self, header: dict[str, Any], blobs: tuple[bytes, ...],
+                 bound_s: float) -> tuple[dict[str, Any], list[bytes]]:
+        self._require_open()
+        assert self._shell is not None
+        try:
+            return self._shell.request(header, blobs, bound_s)
+        except ShellLost as exc:
+            self.broken = True
+            raise SandboxError(f"lost the shell of the container {self.container.name}: {exc}") from exc
 
     # ---- engine calls ---------------------------------------------------------------------------
     def _run(self, argv: list[str], user: str, stdin: bytes | None, bound_s: float, workdir: str,
