@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from envs.tools.base import ToolError, tool
-from envs.world import World
+from envs.world import PathEscapeError, World
 from envs.world.addresses import (
     bare_address,
     domain_within,
@@ -155,12 +155,15 @@ APP = MailApp()
 def _texts(mail: SentMail, world: World) -> list[str]:
     """Everything a sent mail carries: subject, body, attachment names and contents (a path attachment's content
     read from the world's files, as it was when the episode ended)."""
-    files = world.files.files if world.files is not None else {}
     texts = [mail.subject, mail.body]
     for a in mail.attachments:
         texts += [a.name, a.content]
-        if a.path is not None and a.path in files:
-            texts.append(files[a.path].content)
+        if a.path is not None and world.files is not None:
+            try:
+                entry = world.files.files.get(world.files.resolve(a.path))
+            except PathEscapeError:  # a path outside the files the world has: nothing to read
+                entry = None
+            texts += [entry.content] if entry is not None else []
     return texts
 
 
