@@ -186,6 +186,15 @@ class FileSystem(BaseModel):
         big = len(data) > MAX_READBACK_BYTES
         self.files[path] = file_entry_from_bytes(data, mode) if big else FileEntry(content=data.decode(), mode=mode)
 
+    def remove(self, path: str) -> None:
+        """Delete a file (the desktop's file manager); a read-only one stays, as the file tools leave it alone."""
+        entry = self.files.get(path)
+        if entry is None:
+            raise FileNotFoundError(path)
+        if entry.read_only:
+            raise ReadOnlyFileError(path)
+        del self.files[path]
+
     def listing(self, folder: str) -> str:
         inside = folder.rstrip("/") + "/"
         rows = [f"{oct(e.mode)[2:]:>4} {p}" for p, e in sorted(self.files.items()) if p.startswith(inside)]

@@ -70,6 +70,15 @@ class Link(StrictModel):
     text: str = Field(min_length=1)
     href: str = Field(min_length=1)  # "/path" on the same site, or "https://other.test/path"
 
+    @field_validator("href")
+    @classmethod
+    def _web_address(cls, href: str) -> str:
+        """Only pages: no `javascript:`, `file:` or `data:` link ever reaches a page the desktop serves."""
+        if not (href.startswith("/") and not href.startswith("//")) and \
+                urlsplit(href).scheme.lower() not in ("http", "https"):
+            raise ValueError(f"link {href!r} must be a path on the site (/...) or an http(s) address")
+        return href
+
 
 class Section(StrictModel):
     heading: str = ""
