@@ -1,1 +1,2 @@
-"""Driving Chromium through Playwright: the warm browser per worker, the episode's page, its actions and observations."""
+"""Driving Chromium through Playwright: the warm browser per worker, the episode's pages, the desktop actions
+and the observations."""
