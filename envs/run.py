@@ -7,18 +7,19 @@ Exit codes: 0 all episodes scored; 1 some episodes ended in errors or some judge
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from envs.backends import BackendError
 from envs.cli_args import one_line, wants_help
 from envs.config import ConfigError, RunConfig, parse_args, usage
-from envs.runner import RunOutcome, open_run
-from evaluator.metrics import summary_keys
-from scenarios.loader import ScenarioError
+
+if TYPE_CHECKING:
+    from envs.runner import RunOutcome
+
+# What runs episodes (the runner, the env, Gymnasium, the store) is imported once the arguments parse, so --help and
+# bad arguments answer at once, and `import envs.run` stays quick (tests/test_quick_start.py).
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,9 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_args(argv)
         outcome = _run_with_progress(config, console)
-    except (ConfigError, ScenarioError, ValueError, BackendError) as exc:
-        console.print(f"[bold red]error:[/] {escape(one_line(exc))}", soft_wrap=True, highlight=False)
-        return 2
+    except (ConfigError, ValueError) as exc:  # scenarios.loader's ScenarioError is a ValueError
+        return _bad_input(exc, console)
+    except RuntimeError as exc:
+        from envs.backends import BackendError  # the run imported it already
+
+        if not isinstance(exc, BackendError):
+            raise
+        return _bad_input(exc, console)
     except KeyboardInterrupt:  # before the run loop took over Ctrl-C (loading scenarios, starting up)
         console.print("[yellow]interrupted[/] before any episode finished; nothing was lost.")
         return 130
@@ -54,7 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _bad_input(exc: Exception, console: Console) -> int:
+    console.print(f"[bold red]error:[/] {escape(one_line(exc))}", soft_wrap=True, highlight=False)
+    return 2
+
+
 def _run_with_progress(config: RunConfig, console: Console) -> RunOutcome:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from envs.runner import open_run
+
     with open_run(config) as run:  # every check passes (or raises) before the progress bar appears
         if not config.progress:
             return run(None)
@@ -69,6 +84,10 @@ def _run_with_progress(config: RunConfig, console: Console) -> RunOutcome:
 
 
 def _print_summary(outcome: RunOutcome, console: Console) -> None:
+    from rich.table import Table
+
+    from evaluator.metrics import summary_keys
+
     results = outcome.results
     table = Table(title=f"{results['episodes']} episodes scored ({outcome.ran} run now, {outcome.skipped} "
                         f"resumed), {results['errors']} errors -> {outcome.out_dir}")

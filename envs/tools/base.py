@@ -133,9 +133,36 @@ def _app_tools(app_name: str) -> list[Tool]:
     return tools
 
 
-def _offers(world: World) -> tuple[dict[str, Tool], dict[str, list[Tool]]]:
+Offers = tuple[dict[str, Tool], dict[str, list[Tool]]]
+# What a world offers depends only on the apps it hosts and on what is registered: worked out once per set of hosted
+# apps and registry revision (the 2,440 worlds of the official set host one app set), not per world or per episode.
+# Callers only read the cached dicts; the public functions hand out copies.
+_OFFERS: dict[tuple[object, ...], Offers] = {}
+_ELSEWHERE: dict[tuple[object, ...], dict[str, list[Tool]]] = {}
+_NAMEABLE: dict[tuple[object, ...], dict[str, Tool]] = {}
+MAX_CACHED_APP_SETS = 256
+
+
+def _revision() -> tuple[object, ...]:
+    return TOOLS.revision(), APPS.revision()
+
+
+def _offers(world: World) -> Offers:
     """The tools `world` offers by the name the agent calls them, and each name its hosted apps share."""
-    hosted = world.apps()
+    return _offers_for(frozenset(world.apps()))
+
+
+def _offers_for(hosted: frozenset[str]) -> Offers:
+    key = (hosted, _revision())
+    found = _OFFERS.get(key)
+    if found is None:
+        if len(_OFFERS) >= MAX_CACHED_APP_SETS:
+            _OFFERS.clear()
+        found = _OFFERS[key] = _work_out_offers(hosted)
+    return found
+
+
+def _work_out_offers(hosted: frozenset[str]) -> Offers:
     offered = {name: t for name, t in registered_tools().items() if t.app is None or t.app in hosted}
     by_name: dict[str, list[Tool]] = {}
     for app_name in sorted(hosted):
@@ -156,29 +183,51 @@ def world_tools(world: World) -> dict[str, Tool]:
     """Every tool `world` offers, by name: the registered tools that need no app or an app it hosts, and the tools of
     each app it hosts. An app's tool keeps its name unless a registered tool or another hosted app has that name
     too; then each app's tool of that name is `<app>__<name>` (e.g. mail__search and web__search)."""
-    return _offers(world)[0]
+    return dict(_offers(world)[0])
 
 
 def nameable_tools(worlds: Iterable[World]) -> dict[str, Tool]:
     """Every name a scenario over `worlds` may give a tool, with the tool: each name the worlds offer, and, so that a
     tool of an app they lack is reported as such, every other tool whose name no two installed parts share."""
+    app_sets = tuple(dict.fromkeys(frozenset(world.apps()) for world in worlds))  # in order: the first world wins
+    key = (app_sets, _revision())
+    named = _NAMEABLE.get(key)
+    if named is None:
+        if len(_NAMEABLE) >= MAX_CACHED_APP_SETS:
+            _NAMEABLE.clear()
+        named = _NAMEABLE[key] = _work_out_nameable(app_sets)
+    return dict(named)
+
+
+def _work_out_nameable(app_sets: tuple[frozenset[str], ...]) -> dict[str, Tool]:
     named: dict[str, Tool] = {}
     hosted: set[str] = set()
-    for world in worlds:
-        hosted |= world.apps()
-        for name, t in world_tools(world).items():
+    for apps in app_sets:
+        hosted |= apps
+        for name, t in _offers_for(apps)[0].items():
             named.setdefault(name, t)
-    elsewhere: dict[str, list[Tool]] = {}
-    for name, t in registered_tools().items():
-        elsewhere.setdefault(name, []).append(t)
-    for app in APPS.names():
-        for t in _app_tools(app):
-            elsewhere.setdefault(t.name, []).append(t)
-            elsewhere.setdefault(f"{app}{QUALIFIER}{t.name}", []).append(replace(t, name=f"{app}{QUALIFIER}{t.name}"))
-    for name, tools in elsewhere.items():
+    for name, tools in _every_tool_by_name().items():
         if name not in named and len(tools) == 1 and tools[0].app not in hosted:
             named[name] = tools[0]
     return named
+
+
+def _every_tool_by_name() -> dict[str, list[Tool]]:
+    """Every registered tool and every app's tool, plain and qualified, by name (once per registry revision)."""
+    key = _revision()
+    found = _ELSEWHERE.get(key)
+    if found is not None:
+        return found
+    by_name: dict[str, list[Tool]] = {}
+    for name, t in registered_tools().items():
+        by_name.setdefault(name, []).append(t)
+    for app in APPS.names():
+        for t in _app_tools(app):
+            by_name.setdefault(t.name, []).append(t)
+            by_name.setdefault(f"{app}{QUALIFIER}{t.name}", []).append(replace(t, name=f"{app}{QUALIFIER}{t.name}"))
+    _ELSEWHERE.clear()  # only the current revision is ever asked for again
+    _ELSEWHERE[key] = by_name
+    return by_name
 
 
 def tool_name_problem(name: str, worlds: Iterable[World]) -> str:
