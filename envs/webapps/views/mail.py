@@ -52,7 +52,7 @@ def _attachments(form: FormData, request: Request) -> list[Attachment]:
     chosen = []
     for path in form.getlist("attach"):
         if not isinstance(path, str) or path not in allowed:
-            raise BadRequest(f"cannot attach {str(path)[:80]!r}: not a file of this desktop")
+            raise ValueError(f"cannot attach {str(path)[:80]!r}: not a file of this desktop")
         chosen.append(Attachment(path=path))
     name, content = form_text(form, "attachment_name", required=False), form_text(form, "attachment_text",
                                                                                   required=False)
