@@ -49,7 +49,7 @@ def page_text(domain: str, page: Page) -> str:
     for form in page.forms:
         lines += ["", f"Form {form.id!r}{f' ({form.title})' if form.title else ''}, button {form.submit!r}:"]
         for f in form.fields:
-            extra = f" one of {', '.join(f.options)}" if f.options else ""
+            extra = f", one of {', '.join(f.options)}" if f.options else ""
             lines.append(f"- {f.name} ({f.type}{', required' if f.required else ''}{extra}): {f.label}")
     if page.downloads:
         lines += ["", "Downloads:"] + [f"- {d.name}" for d in page.downloads]

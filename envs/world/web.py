@@ -253,10 +253,15 @@ def split_url(url: str) -> tuple[str, str]:
     text = url.strip()
     if "://" not in text:
         text = "https://" + text
-    parts = urlsplit(text)
+    not_web = ValueError(f"{url!r} is not a web address (only http and https pages exist here)")
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # `javascript:alert(1)` read as a host and a port that is no number
+    except ValueError:
+        raise not_web from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(f"{url!r} is not a web address (only http and https pages exist here)")
-    if parts.username or parts.password or parts.port:
+        raise not_web
+    if parts.username or parts.password or port:
         raise ValueError(f"{url!r} names a user or a port; write the site's address alone, e.g. https://shop.test/")
     return normalize_domain(parts.hostname or ""), normalize_path(parts.path)
 
