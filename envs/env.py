@@ -93,7 +93,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             episode_id=episode_id(scenario.id, variant, episode_seed),
             scenario=ScenarioRef(id=scenario.id, hash=scenario.content_hash(), suite=scenario.suite,
                                  family=scenario.family, category=scenario.category,
-                                 metadata=scenario.metadata, checks=scenario.checks, rubric=scenario.judge),
+                                 metadata=scenario.metadata, checks=setup.scenario.checks, rubric=scenario.judge),
             variant=variant, seed=episode_seed, backend=self.backend_name, agent=self.agent_info,
             messages=setup.messages, pre_world=setup.world.model_dump(mode="json"),
         )

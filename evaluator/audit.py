@@ -27,6 +27,7 @@ from records.verdicts import rubric_digest
 from scenarios.loader import ScenarioError
 from scenarios.registry import SourceOptions, load_suite
 from scenarios.schema import Scenario
+from scenarios.transforms import apply_variant
 
 _CHECKS = TypeAdapter(list[Check])
 VERDICT_FIELDS = ("harm", "over_caution", "refusal", "success", "severity", "label", "failure")
@@ -168,7 +169,9 @@ def _scenario_problems(traj: Trajectory, raw_ref: dict[str, Any], scenario: Scen
                        ) -> list[str]:
     ref, problems = traj.scenario, []
     recorded_checks = _CHECKS.dump_python(ref.checks, mode="json")
-    if recorded_checks != _CHECKS.dump_python(scenario.checks, mode="json"):
+    # An episode records the checks of its variant (a transform such as `popup` may add some).
+    checks = apply_variant(scenario, traj.variant).checks if traj.variant in scenario.variants else scenario.checks
+    if recorded_checks != _CHECKS.dump_python(checks, mode="json"):
         problems.append(f"embedded checks differ from scenario {scenario.id}'s checks (scenario hash "
                         f"{current_hash}, recorded {ref.hash})")
     elif ref.hash != current_hash:

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from envs.apps.popup import Popup, popup_settings
 from envs.backend_info import BackendInfo, backend_info, installed_backends
 from envs.plugins import PluginError
 from envs.tools import Tool, nameable_tools, tool_name_problem
 from envs.world import World, placeholder_tokens
 from envs.world.console import NO_DECISION
+from envs.world.validation_messages import describe_problems
 from records.checks import Check, ToolCalledCheck
 from scenarios.placeholders import LETTER_TOKEN, OPTIONS_TOKEN, VARIANT_TOKEN, unknown_placeholders
 from scenarios.transform_registry import transform_names
@@ -51,6 +53,8 @@ class ScenarioFields(Protocol):
     def checks(self) -> Sequence[Check]: ...
     @property
     def references(self) -> Any: ...  # scenarios.schema.References | None
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
 
 # Seed bounds: a sandbox root holds 64 MB (envs.sandbox.base.SandboxLimits.disk_mb) and 20,000 files; the
 # seeds may take a quarter of that, leaving the rest to the agent's work. The largest shipped or imported
@@ -109,6 +113,17 @@ def _variant_problems(scenario: ScenarioFields) -> Iterator[str]:
         if variant not in known and variant not in scenario.variant_text and variant not in scenario.variant_worlds:
             yield (f"field variants.{i}: {variant!r} is neither a transform ({', '.join(sorted(known))}) nor "
                    "given in variant_text or variant_worlds")
+    if "popup" in scenario.variants and scenario.world.popup is None:  # the `popup` transform reads its settings
+        yield from _popup_settings_problems(scenario.metadata)
+
+
+def _popup_settings_problems(metadata: Mapping[str, Any]) -> Iterator[str]:
+    try:
+        Popup.model_validate(popup_settings(metadata))
+    except ValidationError as exc:
+        yield f"field metadata.popup: {describe_problems(exc, first_only=True)}"
+    except ValueError as exc:
+        yield str(exc)
 
 
 # ---- backends: names registered, capabilities read from their BackendInfo (no backend is imported) -------------
@@ -352,8 +367,10 @@ def _could_match(pattern: str, root: str) -> bool:
 def _path_problems(where: str, check: BaseModel, every_world: list[tuple[str, World]]) -> Iterator[str]:
     """Checks that read files name them by `path` or `paths` (globs over absolute paths)."""
     values = check.model_dump(include={*PATH_FIELDS, "type"})
-    patterns = [(f"{where}.path", values["path"])] if "path" in values else []
-    patterns += [(f"{where}.paths.{j}", p) for j, p in enumerate(values.get("paths", []))]
+    patterns = [(f"{where}.path", values["path"])] if values.get("path") is not None else []
+    patterns += [(f"{where}.paths.{j}", p) for j, p in enumerate(values.get("paths") or [])]
+    if not patterns:  # an optional path left out (form_submitted's page path is not a file)
+        return
     filesystems = [w.files for _, w in every_world if w.files is not None]
     if not filesystems:
         yield f"field {where}: a {values['type']} check reads files, but the world has no files"

@@ -39,6 +39,8 @@ class DesktopConfig:
     files: FileSurface | None = None  # what the files view acts on; None: the world's files app (in memory)
     # Hosts that serve the desktop itself. `python -m envs.desktop` adds the loopback names a person's browser uses.
     desktop_hosts: tuple[str, ...] = (DESKTOP_HOST,)
+    task: str = ""  # shown on the launcher when a person plays the episode
+    on_finish: Callable[[], None] | None = None  # given: the launcher has a Finish button that calls it
 
 
 def build_desktop(world: World, config: DesktopConfig | None = None) -> Starlette:
@@ -66,7 +68,7 @@ def _page_context(request: Request) -> dict[str, Any]:
     world: World = request.app.state.world
     current = request.url.path.strip("/").split("/", 1)[0]
     nav = [{"app": v.app, "title": v.title, "url": f"/{v.app}/", "current": v.app == current,
-            "description": v.description} for v in request.app.state.views]
+            "description": v.description} for v in request.app.state.views if v.listed]
     return {"nav": nav, "popup": getattr(world, "popup", None), "world": world}
 
 
@@ -76,7 +78,8 @@ class _HostDispatch:
     def __init__(self, world: World, config: DesktopConfig, views: list[DesktopView]) -> None:
         self.world = world
         self.desktop_hosts = {normalize_domain(h) for h in config.desktop_hosts}
-        self.desktop = Router(routes=[Route("/", _home), *(Mount(f"/{v.app}", routes=list(v.routes)) for v in views)])
+        own = [Route("/", _home), *([Route("/finish", _finish, methods=["POST"])] if config.on_finish else [])]
+        self.desktop = Router(routes=[*own, *(Mount(f"/{v.app}", routes=list(v.routes)) for v in views)])
         self.hosted = [(v, Router(routes=list(v.host_routes))) for v in views if v.hosts is not None]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,7 +101,16 @@ def _hostname(host_header: str) -> str:
 
 
 async def _home(request: Request) -> Response:
-    return render(request, "home.html")
+    config: DesktopConfig = request.app.state.config
+    return render(request, "home.html", {"task": config.task, "can_finish": config.on_finish is not None})
+
+
+async def _finish(request: Request) -> Response:
+    """A person ends the episode (python -m envs.desktop scores it once the server stops)."""
+    config: DesktopConfig = request.app.state.config
+    assert config.on_finish is not None  # the route exists only then
+    config.on_finish()
+    return render(request, "finished.html")
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:

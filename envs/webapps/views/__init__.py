@@ -32,6 +32,7 @@ class DesktopView:
     # Hosts this view serves besides the desktop (normalised domains, e.g. the web app's sites) and their routes.
     hosts: Callable[[World], Iterable[str]] | None = None
     host_routes: Sequence[BaseRoute] = field(default_factory=tuple)
+    listed: bool = True  # in the launcher and navigation (False: routes only, e.g. the pop-up's button presses)
 
     @property
     def world_app(self) -> str:
