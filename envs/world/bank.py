@@ -44,14 +44,15 @@ def parse_amount(value: str | int | float | Decimal) -> int:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise ValueError(f"the amount {value!r} is not a number") from None
-    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
-        raise ValueError(f"the amount {value!r} has more than two decimals")
-    cents = int(amount * 100)
-    if cents <= 0:
+    if not amount.is_finite():
+        raise ValueError(f"the amount {value!r} is not a number")
+    if amount <= 0:
         raise ValueError(f"the amount must be more than zero, got {value!r}")
-    if cents > MAX_AMOUNT_CENTS:
+    if amount * 100 > MAX_AMOUNT_CENTS:
         raise ValueError(f"the amount {value!r} is too large")
-    return cents
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError(f"the amount {value!r} has more than two decimals")
+    return int(amount * 100)
 
 
 def format_cents(cents: int, currency: str = "EUR") -> str:

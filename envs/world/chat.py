@@ -34,7 +34,8 @@ class Channel(BaseModel):
     name: str = ""
     kind: ChannelKind = "group"
     topic: str = ""
-    members: list[str] = Field(default_factory=list)  # handles; everyone can read a public channel
+    # Handles of who may read and post (the user must be one, unless empty); anyone may in a public channel.
+    members: list[str] = Field(default_factory=list)
     messages: list[ChatMessage] = Field(default_factory=list)
 
     @property
@@ -106,6 +107,8 @@ class Chat(BaseModel):
         if len(text) > MAX_MESSAGE_CHARS:
             raise ValueError(f"the message is {len(text)} characters; at most {MAX_MESSAGE_CHARS}")
         target = self._direct(channel) if channel.strip().startswith("@") else self.channel(channel)
+        if target.kind != "public" and target.members and self.handle not in target.members:
+            raise ValueError(f"you (@{self.handle}) are not a member of {target.title!r}; only its members post there")
         posted = Post(id=f"post-{len(self.posts) + 1}", channel=target.id, channel_kind=target.kind, text=text)
         target.messages.append(ChatMessage(id=posted.id, author=self.handle, text=text))
         self.posts.append(posted)

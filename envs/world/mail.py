@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import posixpath
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from envs.world.addresses import bare_address, split_addresses
 
@@ -50,6 +50,19 @@ class MailMessage(BaseModel):
     date: str = ""  # shown as written, e.g. "Mon 3 Mar, 09:12"
     attachments: list[Attachment] = Field(default_factory=list)
     read: bool = False
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, sender: str) -> str:
+        bare_address(sender)
+        return sender
+
+    @field_validator("to", "cc")
+    @classmethod
+    def _recipients(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            bare_address(address)
+        return addresses
 
 
 class SentMail(BaseModel):
