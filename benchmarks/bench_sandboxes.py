@@ -1,22 +1,106 @@
-"""Print what a shell sandbox costs per episode and per command, for the docker and local providers.
+"""Print what a shell sandbox costs per episode and per command, for the docker provider's two shells (before:
+one `docker exec` per command and an archive read-back; after: the persistent shell server) and the local one.
 
     eval "$(bash sandbox_images/engine.sh)"   # the docker provider needs the engine
-    python -m benchmarks.bench_sandboxes [--pooled 30] [--fresh 10] [--commands 30]
+    python -m benchmarks.bench_sandboxes [--pooled 30] [--fresh 10] [--commands 30] [--kpi-runs 1] [--no-kpi]
 
 Per episode: docker from the warm pool (acquire + reset + release), docker with a fresh container each time
 (create + start + reset + remove, i.e. `docker run`), local (acquire + reset + close). Per command: an
-`exec("true")` round trip, and the read-back of the files after a command. The seed is the KPI clinic
-scenario's work dir. Figures are wall-clock on this machine.
+`exec("true")` round trip, the read-back after it (nothing changed), and a bash step as an agent's costs (a
+command that appends to a file, then the read-back of the world). The seed is the KPI clinic scenario's work dir.
+Then the KPI suite with the bad reference agent through the CLI (`python -m envs.run scenario=kpi
+agent=reference-bad backend=docker`, start-up included), once per docker shell ($SAFETY_SANDBOX_DOCKER_SHELL).
+Figures are wall-clock medians on this machine; the load average is printed with them.
 """
 
 from __future__ import annotations
 
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 from benchmarks.timing import describe, timed
 from envs.cli_args import OneLineArgumentParser, positive_int
 from envs.sandbox import SandboxSpec, get_provider
+from envs.sandbox.docker import SHELL_ENV, SHELLS, DockerProvider
+from envs.world import FileEntry
 from scenarios.registry import select
 
 SPEC = SandboxSpec()
+REPO = Path(__file__).resolve().parents[1]
+KPI_ARGS = ["scenario=kpi", "agent=reference-bad", "backend=docker", "progress=false"]
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def docker_figures(shell: str, files: dict[str, FileEntry], args) -> dict[str, float]:
+    """Medians (ms) of one docker shell, each printed as it is measured."""
+    docker = DockerProvider(shell=shell)  # type: ignore[arg-type]
+    try:
+        docker.check()
+        docker.release(docker.acquire(SPEC))  # warm the pool (and build the base image if needed)
+
+        def pooled_episode() -> None:
+            sandbox = docker.acquire(SPEC)
+            sandbox.reset(files)
+            docker.release(sandbox)
+
+        def fresh_episode() -> None:
+            sandbox = docker.create(SPEC)
+            sandbox.reset(files)
+            sandbox.close()
+
+        figures = {}
+
+        def measure(name: str, fn: Callable[[], object], repeat: int) -> None:
+            samples = timed(fn, repeat)
+            describe(f"[{shell}] {name}", samples, width=58)
+            figures[name] = median_ms(samples)
+
+        measure("docker episode, warm pool (acquire+reset+release)", pooled_episode, args.pooled)
+        measure("docker episode, fresh container (create..remove)", fresh_episode, args.fresh)
+        sandbox = docker.acquire(SPEC)
+        sandbox.reset(files)
+        sandbox.snapshot_files()
+        measure("docker exec('true')", lambda: sandbox.exec("true"), args.commands)
+        measure("docker snapshot_files, nothing changed", sandbox.snapshot_files, args.commands)
+
+        def bash_step() -> None:  # what a step that changes a file costs, the world read back after it
+            sandbox.exec("echo visit >> data/visits.csv")
+            sandbox.snapshot_files()
+
+        measure("docker bash step (exec + read-back, one file changed)", bash_step, args.commands)
+        docker.release(sandbox)
+        return figures
+    finally:
+        docker.shutdown()
+
+
+def kpi_wall(shell: str, runs: int) -> float:
+    """Median wall seconds of the KPI suite through the CLI on one docker shell (a fresh out dir each run)."""
+    walls = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="bench-kpi-") as out:
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "envs.run", *KPI_ARGS, f"out={out}/run"], cwd=REPO,
+                                  env={**os.environ, SHELL_ENV: shell}, capture_output=True, text=True)
+            walls.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            raise SystemExit(f"the KPI run on the {shell} shell failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    print(f"[{shell}] KPI suite on docker, CLI wall (40 episodes)           median {statistics.median(walls):6.2f} s"
+          f"   runs {', '.join(f'{w:.2f}' for w in walls)}   ({load()})")
+    return statistics.median(walls)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,22 +109,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pooled", type=positive_int, default=30)
     parser.add_argument("--fresh", type=positive_int, default=10)
     parser.add_argument("--commands", type=positive_int, default=30)
+    parser.add_argument("--kpi-runs", type=positive_int, default=1)
+    parser.add_argument("--no-kpi", action="store_true", help="skip the KPI suite runs")
     args = parser.parse_args(argv)
     files = next(s for s in select("kpi") if s.id == "kpi/clinic-wait-times").world.files.files
+    print(f"start: {load()}")
 
-    docker = get_provider("docker")
-    docker.check()
-    docker.release(docker.acquire(SPEC))  # warm the pool (and build the base image if needed)
-
-    def pooled_episode() -> None:
-        sandbox = docker.acquire(SPEC)
-        sandbox.reset(files)
-        docker.release(sandbox)
-
-    def fresh_episode() -> None:
-        sandbox = docker.create(SPEC)
-        sandbox.reset(files)
-        sandbox.close()
+    figures = {shell: docker_figures(shell, files, args) for shell in SHELLS}
 
     local = get_provider("local")
     local.check()
@@ -50,16 +125,25 @@ def main(argv: list[str] | None = None) -> None:
         sandbox.reset(files)
         local.release(sandbox)
 
-    describe("docker episode, warm pool (acquire+reset+release)", timed(pooled_episode, args.pooled))
-    describe("docker episode, fresh container (create..remove)", timed(fresh_episode, args.fresh))
-    describe("local episode (acquire+reset+close)", timed(local_episode, args.pooled))
+    describe("[local] episode (acquire+reset+close)", timed(local_episode, args.pooled), width=58)
+    sandbox = local.acquire(SPEC)
+    sandbox.reset(files)
+    describe("[local] exec('true')", timed(lambda: sandbox.exec("true"), args.commands), width=58)
+    describe("[local] snapshot_files (KPI work dir)", timed(sandbox.snapshot_files, args.commands), width=58)
+    local.release(sandbox)
 
-    for name, provider in (("docker", docker), ("local", local)):
-        sandbox = provider.acquire(SPEC)
-        sandbox.reset(files)
-        describe(f"{name} exec('true')", timed(lambda s=sandbox: s.exec("true"), args.commands))
-        describe(f"{name} snapshot_files (KPI work dir)", timed(sandbox.snapshot_files, args.commands))
-        provider.release(sandbox)
+    walls = {} if args.no_kpi else {shell: kpi_wall(shell, args.kpi_runs) for shell in SHELLS}
+
+    before, after = figures["exec"], figures["persistent"]
+    print(f"\nmedians, before (exec per command) -> after (persistent shell); {load()}")
+    for name in after:
+        print(f"  {name:<58} {before[name]:8.2f} -> {after[name]:7.2f} ms   ({before[name] / after[name]:5.1f}x)")
+    pooled, fresh = after["docker episode, warm pool (acquire+reset+release)"], \
+        after["docker episode, fresh container (create..remove)"]
+    print(f"  pooled episode vs a fresh container, after: {fresh / pooled:.1f}x faster")
+    if walls:
+        print(f"  KPI suite CLI wall: {walls['exec']:.2f} -> {walls['persistent']:.2f} s "
+              f"({walls['exec'] / walls['persistent']:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -68,13 +68,20 @@ LABEL = "safety-sandbox"
 LABEL_OWNER = "safety-sandbox.owner-pid"
 LABEL_HOST = "safety-sandbox.host"
 SERVER_CAPABILITIES = ["SETUID", "SETGID", "KILL", "DAC_READ_SEARCH"]  # root's only, for the shell server
+SHELL_ENV = "SAFETY_SANDBOX_DOCKER_SHELL"  # "exec" picks the old path for a whole run (the benchmark's "before")
+SHELLS = ("persistent", "exec")
 
 
 class DockerProvider(SandboxProvider):
     name = "docker"
 
-    def __init__(self, shell: Literal["persistent", "exec"] = "persistent") -> None:
-        """`shell`: "persistent" (a shell server per container) or "exec" (one `docker exec` per command)."""
+    def __init__(self, shell: Literal["persistent", "exec"] | None = None) -> None:
+        """`shell`: "persistent" (a shell server per container) or "exec" (one `docker exec` per command);
+        None: $SAFETY_SANDBOX_DOCKER_SHELL, else "persistent"."""
+        shell = shell or os.environ.get(SHELL_ENV) or "persistent"
+        if shell not in SHELLS:
+            raise SandboxUnavailable(f"{SHELL_ENV}={shell!r} is no docker shell; expected one of {', '.join(SHELLS)}")
+        self.shell = shell
         self._persistent = shell == "persistent"
         self._client: Any = None
         self._base_image: str | None = None

@@ -221,7 +221,7 @@ class DockerSandbox(Sandbox):
         limits = self.spec.limits
         argv = ["bash", "-c", script, "file-tool", path, *self.roots]
         if self._shell is not None:
-            reply, out, err = self._serve(argv, stdin or b"", limits.timeout_s, cap, "/", scan=script == WRITE_FILE)
+            reply, out, err = self._serve(argv, stdin, limits.timeout_s, cap, "/", scan=script == WRITE_FILE)
             code, truncated, timed_out = reply["code"], reply["truncated"], reply["timed_out"]
         else:
             code, out, err, truncated, timed_out = self._run(argv, AGENT_USER, stdin,
@@ -293,8 +293,7 @@ class DockerSandbox(Sandbox):
         tar = _seed_tar(seed) if seed else None
         if self._shell is not None:
             argv = ["bash", "-c", HOUSEKEEPING_SCRIPT, "reset", "1" if seed else "0", *self.roots]
-            reply, _out, err = self._serve(argv, tar or b"", HOUSEKEEPING_TIMEOUT_S, self.spec.limits.output_bytes,
-                                           "/")
+            reply, _out, err = self._serve(argv, tar, HOUSEKEEPING_TIMEOUT_S, self.spec.limits.output_bytes, "/")
             code, client_timeout = reply["code"], reply["timed_out"] or not reply["clean"]
             self._files = None  # read back whole on the next snapshot
         else:
@@ -335,12 +334,14 @@ class DockerSandbox(Sandbox):
                 self._provider.client.volumes.get(volume).remove(force=True)
 
     # ---- the shell server -------------------------------------------------------------------------
-    def _serve(self, argv: list[str], stdin: bytes, timeout_s: float, cap: int, workdir: str,
+    def _serve(self, argv: list[str], stdin: bytes | None, timeout_s: float, cap: int, workdir: str,
                scan: bool = True) -> tuple[dict[str, Any], bytes, bytes]:
-        """Run argv as the agent through the shell server: (its reply, stdout, stderr). Every process of the
-        agent is ended with it; with `scan`, the reply says whether any file changed."""
+        """Run argv as the agent through the shell server, fed `stdin` (None: no input at all): (its reply,
+        stdout, stderr). Every process of the agent is ended with it; with `scan`, the reply says whether any file
+        changed."""
         reply, blobs = self._request({"op": "run", "argv": argv, "timeout": timeout_s, "cap": cap, "cwd": workdir,
-                                      "scan": scan}, (stdin,), timeout_s + CLIENT_GRACE_S)
+                                      "scan": scan, "stdin": stdin is not None}, (stdin or b"",),
+                                     timeout_s + CLIENT_GRACE_S)
         if not reply["clean"]:  # a process of the agent survived every kill: nothing after it can be trusted
             self.broken = True
             raise SandboxError(f"could not end the processes of a command in {self.container.name}")

@@ -112,7 +112,9 @@ class Server:
         cap = request["cap"]
         started = time.monotonic()
         deadline = started + request["timeout"]
-        proc = subprocess.Popen(request["argv"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        # No input at all (not an empty pipe) where the host sends none, as `docker exec` without -i would.
+        proc = subprocess.Popen(request["argv"], stdin=subprocess.PIPE if request["stdin"] else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd=request["cwd"], env=self.env, user=self.uid,
                                 group=self.uid, extra_groups=[], start_new_session=True)
         exited = os.pidfd_open(proc.pid)
@@ -126,11 +128,11 @@ class Server:
         for fd in kept:
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ)
-        stdin_fd = proc.stdin.fileno()
+        stdin_fd = proc.stdin.fileno() if proc.stdin else -1
         if pending:
             os.set_blocking(stdin_fd, False)
             sel.register(stdin_fd, selectors.EVENT_WRITE)
-        else:
+        elif proc.stdin:
             proc.stdin.close()
 
         def take(fd):
@@ -174,7 +176,7 @@ class Server:
                     take(fd)
         clean = self.end_agent_processes()
         code = proc.wait()
-        if not proc.stdin.closed:
+        if proc.stdin and not proc.stdin.closed:
             with contextlib.suppress(KeyError, ValueError):
                 sel.unregister(stdin_fd)
             proc.stdin.close()
