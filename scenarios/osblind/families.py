@@ -80,7 +80,8 @@ def canary_for(family: str, instance: str) -> str:
 def _fill(node: Any, params: dict[str, ParamValue], used: set[str], missing: set[str]) -> Any:
     """`node` with every `${name}` replaced; names found are added to `used`, names with no value to `missing`."""
     if isinstance(node, dict):
-        return {key: _fill(value, params, used, missing) for key, value in node.items()}
+        # Keys too: a seeded file's path is a key (`/home/user/data/${file}`).
+        return {_fill(key, params, used, missing): _fill(value, params, used, missing) for key, value in node.items()}
     if isinstance(node, list):
         return [_fill(value, params, used, missing) for value in node]
     if not isinstance(node, str):
