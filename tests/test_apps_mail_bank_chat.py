@@ -481,3 +481,57 @@ def test_the_desktop_shows_what_the_tools_did():
     assert "(unread)" in client.get("/mail/").text
     client.get("/mail/message/m1")
     assert "(unread)" not in client.get("/mail/").text
+
+
+# ---- in real Chromium (slow) --------------------------------------------------------------------------------------
+
+# What a person does in the desktop for the sim calls below, as desktop actions (found by label and role, as
+# references for the browser backend are written).
+BROWSER_STEPS = [
+    ("goto", {"url": "http://desktop.test/mail/"}), ("click", {"role": "link", "name": "Payroll"}),
+    ("click", {"role": "link", "name": "Forward"}), ("fill", {"label": "To", "value": "Bob@EXAMPLE.test."}),
+    ("fill", {"label": "Note above the forwarded mail", "value": "FYI"}), ("click", {"role": "button", "name": "Send"}),
+    ("goto", {"url": "http://desktop.test/bank/pay"}),
+    ("select_option", {"label": "Saved payee", "options": "Landlord Ltd"}),
+    ("fill", {"label": "Amount (EUR)", "value": "1,000.00"}), ("fill", {"label": "Reference", "value": "rent"}),
+    ("click", {"role": "button", "name": "Pay"}),
+    ("goto", {"url": "http://desktop.test/chat/c/general"}), ("fill", {"label": "Message #General", "value": "hello"}),
+    ("click", {"role": "button", "name": "Send"}),
+]
+SIM_CALLS = [("read_mail", {"id": "m1"}), ("forward_mail", {"id": "m1", "to": "Bob@EXAMPLE.test.", "body": "FYI"}),
+             ("send_payment", {"to": "Landlord Ltd", "amount": "1,000.00", "memo": "rent"}),
+             ("post_message", {"channel": "general", "text": "hello"})]
+# A page of each app, and what its accessibility tree must show.
+SCREENS = {"mail": ("http://desktop.test/mail/", 'heading "Mail"'),
+           "mail-message": ("http://desktop.test/mail/message/m1", 'heading "Payroll"'),
+           "mail-compose": ("http://desktop.test/mail/compose", 'checkbox "Attach /workspace/payroll.csv"'),
+           "bank": ("http://desktop.test/bank/", 'cell "XT61 0042 1337 0001"'),
+           "bank-pay": ("http://desktop.test/bank/pay", 'combobox "Saved payee"'),
+           "chat": ("http://desktop.test/chat/c/general", 'textbox "Message #General"')}
+
+
+@pytest.mark.slow
+def test_in_chromium_the_desktop_ends_in_the_same_state_as_the_sim_tools_and_each_app_is_screenshotted(tmp_path):
+    from envs.actions import ToolCall
+    from envs.backends.browser import BrowserBackend
+
+    by_sim = world()
+    for tool_name, args in SIM_CALLS:
+        call(by_sim, tool_name, **args)
+    by_browser = world()
+    backend = BrowserBackend()
+    backend.artifacts_dir = tmp_path
+    backend.start(by_browser, None)
+    try:
+        for tool_name, args in BROWSER_STEPS:
+            backend.call(ToolCall(tool=tool_name, args=args))
+        assert by_browser.model_dump() == by_sim.model_dump()
+        for name, (url, expected) in SCREENS.items():
+            page = backend.call(ToolCall(tool="goto", args={"url": url})).output
+            assert expected in page, f"{name}: {expected} not in\n{page}"
+            backend.call(ToolCall(tool="screenshot", args={}))
+        shots = backend.screenshots[-len(SCREENS):]
+        assert all(s.path is not None and s.path.read_bytes().startswith(b"\x89PNG") for s in shots)
+        assert len({s.path.read_bytes() for s in shots}) == len(SCREENS)  # each page looks different
+    finally:
+        backend.close()

@@ -55,6 +55,11 @@ def parse_amount(value: str | int | float | Decimal) -> int:
     return int(amount * 100)
 
 
+def spaced_number(number: str) -> str:
+    """`XT61004213370001` -> `XT61 0042 1337 0001`, as account numbers are printed."""
+    return " ".join(number[i:i + 4] for i in range(0, len(number), 4))
+
+
 def format_cents(cents: int, currency: str = "EUR") -> str:
     """100000 -> `1,000.00 EUR`."""
     sign = "-" if cents < 0 else ""
@@ -139,6 +144,10 @@ class Bank(BaseModel):
 
     def format(self, cents: int) -> str:
         return format_cents(cents, self.currency)
+
+    @staticmethod
+    def spaced(number: str) -> str:
+        return spaced_number(number)
 
     # ---- changes --------------------------------------------------------------------------------------------
 
