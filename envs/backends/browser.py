@@ -18,8 +18,8 @@ from envs.backends.base import Backend, BackendError
 from envs.browser.actions import DESKTOP_ACTIONS
 from envs.browser.chromium import CHROMIUM, BrowserUnavailable
 from envs.browser.driver import BrowserDriver, Screenshot
-from envs.browser.routing import DESKTOP_HOST, DesktopRouter, served_hosts
-from envs.browser.session import BrowserCrashed, EpisodeSession
+from envs.browser.routing import ANSWER_TIMEOUT_S, DESKTOP_HOST, DesktopRouter, served_hosts
+from envs.browser.session import BrowserCrashed, EpisodeSession, Timeouts
 from envs.spaces import clip_text
 from envs.tools import Tool, ToolError, ToolResult, ToolSpec, registered_tools
 from envs.world import World
@@ -48,6 +48,8 @@ class BrowserBackend(Backend):
     artifacts_dir: Path | None = None
     desktop: ClassVar[DesktopFactory] = staticmethod(project_desktop)
     home_url: ClassVar[str] = HOME_URL
+    timeouts: Timeouts = Timeouts()
+    answer_timeout_s: float = ANSWER_TIMEOUT_S  # a desktop request unanswered this long gets a 504 page
 
     def __init__(self) -> None:
         self._world: World | None = None
@@ -65,9 +67,9 @@ class BrowserBackend(Backend):
         # backend replaces by clicking and typing in their views.
         self._world = world
         app, hosts = type(self).desktop(world)
-        router = DesktopRouter(app, served_hosts(hosts))
+        router = DesktopRouter(app, served_hosts(hosts), answer_timeout_s=self.answer_timeout_s)
         try:
-            session = EpisodeSession.open(router)
+            session = EpisodeSession.open(router, self.timeouts)
         except (BrowserUnavailable, PlaywrightError) as exc:
             router.close()
             raise BackendError(f"Chromium could not start the episode: {str(exc).splitlines()[0]}") from None

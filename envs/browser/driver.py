@@ -19,7 +19,7 @@ from playwright.sync_api import Locator, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from envs.browser.observation import PageView, TabView, observation_text, refs_in
-from envs.browser.session import NAVIGATION_TIMEOUT_MS, EpisodeSession
+from envs.browser.session import EpisodeSession
 from envs.browser.targets import Target
 from envs.tools import ToolError
 from envs.world import World
@@ -65,9 +65,10 @@ class BrowserDriver:
     def settle(self) -> None:
         """Wait for a navigation the action started to load, through any redirect (returns at once when none)."""
         page = self.page
-        deadline = time.monotonic() + NAVIGATION_TIMEOUT_MS / 1000
+        limit_ms = self.session.timeouts.navigation_ms
+        deadline = time.monotonic() + limit_ms / 1000
         try:
-            page.wait_for_load_state("load", timeout=NAVIGATION_TIMEOUT_MS)
+            page.wait_for_load_state("load", timeout=limit_ms)
             while page in self.session.holder.redirecting:
                 left_ms = (deadline - time.monotonic()) * 1000
                 if left_ms <= 0:
@@ -87,7 +88,7 @@ class BrowserDriver:
         page = self.page
         if target.bid is not None:
             if target.bid not in self.refs:
-                shown = ", ".join(sorted(self.refs, key=lambda r: int(r[1:]))[:20]) or "none"
+                shown = ", ".join(sorted(self.refs, key=_ref_order)[:20]) or "none"
                 raise ToolError(f"no element {target.bid!r} in the last observation (refs there: {shown}"
                                 f"{', ...' if len(self.refs) > 20 else ''}); observe again and use a ref it shows")
             locator = page.locator(f"aria-ref={target.bid}")
@@ -109,10 +110,9 @@ class BrowserDriver:
     # ---- tabs ---------------------------------------------------------------------------------------------
 
     def follow_new_tab(self, before: list[Page]) -> None:
-        """If the action opened a tab (window.open, target=_blank), make it the active one, as a person would."""
-        opened = [p for p in self.session.tabs() if p not in before]
-        if opened:
-            self.session.active = opened[-1]
+        """A tab the action opened is made active when Playwright reports it (session._watch); if it is here
+        already, wait for it to load so the observation shows it."""
+        if self.page not in before:
             self.settle()
 
     # ---- observing ----------------------------------------------------------------------------------------
@@ -143,6 +143,10 @@ class BrowserDriver:
         shot = Screenshot(step=step, png=png, path=path)
         self.screenshots.append(shot)
         return shot
+
+
+def _ref_order(ref: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"[0-9]+", ref))
 
 
 def _title(page: Page) -> str:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from envs.spaces import clip_text
 
 MAX_TREE_CHARS = 24_000  # a page's tree beyond this is cut (the tail says so)
-_REF = re.compile(r"\[ref=(e[0-9]+)\]")
+_REF = re.compile(r"\[ref=((?:f[0-9]+)?e[0-9]+)\]")
 
 
 class TabView(BaseModel):

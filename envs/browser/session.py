@@ -14,12 +14,20 @@ from dataclasses import dataclass, field
 
 from playwright.sync_api import BrowserContext, CDPSession, Page
 from playwright.sync_api import Error as PlaywrightError
+from pydantic import BaseModel, ConfigDict, Field
 
 from envs.browser.chromium import WarmBrowser, discard, thread_browser
 from envs.browser.routing import REDIRECT_HEADER, DesktopRouter
 
-ACTION_TIMEOUT_MS = 3_000
-NAVIGATION_TIMEOUT_MS = 8_000
+
+class Timeouts(BaseModel):
+    """How long an action waits for its element, and a navigation for its page to load, before it is an error."""
+
+    model_config = ConfigDict(frozen=True)
+    action_ms: float = Field(default=3_000, gt=0)
+    navigation_ms: float = Field(default=8_000, gt=0)
+
+
 VIEWPORT = {"width": 1280, "height": 800}
 
 
@@ -40,6 +48,7 @@ class WarmContext:
     page: Page | None = None  # the tab kept from one episode to the next (reset, not reopened: it is cheaper)
     cdp: CDPSession | None = None  # a DevTools session on that tab, for what Playwright has no call for
     stale_origins: set[str] = field(default_factory=set)  # origins served since the last reset, to clear
+    session: EpisodeSession | None = None  # the episode now running in this context
 
     def handle(self, route) -> None:  # noqa: ANN001 - Playwright's Route
         if self.router is None:
@@ -62,8 +71,6 @@ def _new_context(warm: WarmBrowser) -> WarmContext:
         locale="en-US",
         timezone_id="UTC",
     )
-    context.set_default_timeout(ACTION_TIMEOUT_MS)
-    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
     holder = WarmContext(warm, context)
     context.route("**/*", holder.handle)
     # Websockets are not served by the desktop: refuse every one (the routing of requests does not see them).
@@ -73,6 +80,8 @@ def _new_context(warm: WarmBrowser) -> WarmContext:
 
 
 def _watch(holder: WarmContext, page: Page) -> None:
+    if holder.session is not None:  # a tab the episode opened (new_tab, window.open, target=_blank) comes to front
+        holder.session.active = page
     page.on("crash", lambda _page: holder.crashed.append("the page's renderer crashed"))
     page.on("response", lambda response: _note_document(holder, page, response))
     page.on("close", lambda _page: holder.redirecting.discard(page))
@@ -113,6 +122,7 @@ def clear_context(holder: WarmContext) -> Page:
     context = holder.context
     origins = holder.stale_origins | (holder.router.origins if holder.router is not None else set())
     holder.router = None  # until the next episode's router is in place, every request is refused
+    holder.session = None
     page = holder.page if holder.page is not None and not holder.page.is_closed() else None
     for other in list(context.pages):
         if other is not page:
@@ -141,16 +151,21 @@ class EpisodeSession:
     holder: WarmContext
     router: DesktopRouter
     active: Page
+    timeouts: Timeouts = Timeouts()
 
     @classmethod
-    def open(cls, router: DesktopRouter) -> EpisodeSession:
+    def open(cls, router: DesktopRouter, timeouts: Timeouts | None = None) -> EpisodeSession:
         """Start an episode in the thread's warm browser; a browser that fails here is relaunched once."""
         for attempt in (1, 2):
             holder = warm_context()
             try:
                 page = clear_context(holder)
+                timeouts = timeouts or Timeouts()
+                holder.context.set_default_timeout(timeouts.action_ms)
+                holder.context.set_default_navigation_timeout(timeouts.navigation_ms)
                 holder.router = router
-                return cls(holder, router, page)
+                holder.session = cls(holder, router, page, timeouts)
+                return holder.session
             except PlaywrightError:
                 if attempt == 2:
                     raise
@@ -183,4 +198,6 @@ class EpisodeSession:
         if holder.router is self.router:
             holder.router = None
             holder.stale_origins |= self.router.origins
+        if holder.session is self:
+            holder.session = None
         self.router.close()

@@ -18,8 +18,8 @@ treeitem""".split())  # noqa: SIM905 - a list of 80 words reads better as text
 class Target(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    bid: str | None = Field(default=None, pattern=r"^e[0-9]{1,7}$",
-                            description="An element's ref from the last observation, e.g. e12.")
+    bid: str | None = Field(default=None, pattern=r"^(f[0-9]{1,7})?e[0-9]{1,7}$",
+                            description="An element's ref from the last observation, e.g. e12 or f3e12.")
     role: str | None = Field(default=None, max_length=40,
                              description="Instead of bid: the element's ARIA role (button, link, textbox, ...).")
     name: str | None = Field(default=None, max_length=1000,
