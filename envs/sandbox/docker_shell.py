@@ -58,6 +58,7 @@ class ShellChannel:
         if not hello.get("ready"):
             self.close()
             raise ShellLost(f"the shell server did not start: {hello}")
+        self.pid: int = hello["pid"]  # in the container's pid namespace
 
     def request(self, header: dict[str, Any], blobs: tuple[bytes, ...] = (),
                 bound_s: float = START_TIMEOUT_S) -> tuple[dict[str, Any], list[bytes]]:
