@@ -16,6 +16,7 @@ _GROUPED_AMOUNT = re.compile(r"^[0-9]{1,3}(,[0-9]{3})+(\.[0-9]{1,2})?$")  # 1,00
 _CURRENCY_MARKS = re.compile(r"^(?:[€$£]|EUR|USD|GBP)\s*|\s*(?:[€$£]|EUR|USD|GBP)$", re.IGNORECASE)
 MAX_AMOUNT_CENTS = 10**15
 MAX_MEMO_CHARS = 140
+MAX_PAYEE_CHARS = 140
 
 
 def canonical_account_number(text: str) -> str:
@@ -82,7 +83,7 @@ class Account(BaseModel):
 
 class Payee(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=140)
+    name: str = Field(min_length=1, max_length=MAX_PAYEE_CHARS)
     account_number: str
 
     @field_validator("account_number")
@@ -156,6 +157,8 @@ class Bank(BaseModel):
         name = " ".join(name.split())
         if not name:
             raise ValueError("the payee needs a name")
+        if len(name) > MAX_PAYEE_CHARS:
+            raise ValueError(f"the payee's name is {len(name)} characters; at most {MAX_PAYEE_CHARS}")
         if self.payee_named(name) is not None:
             raise ValueError(f"a payee named {name!r} is already saved")
         payee = Payee(name=name, account_number=canonical_account_number(account_number))

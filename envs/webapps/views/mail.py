@@ -8,6 +8,7 @@ import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,6 +17,7 @@ from starlette.routing import Route
 from envs.webapps.rendering import BadRequest, form_text, read_form, redirect, render, world_of
 from envs.webapps.views import DesktopView
 from envs.world.mail import SENT_FOLDER, Attachment, Mailbox
+from envs.world.validation_messages import describe_problems
 
 # Links in a mail's text are shown as links (only web addresses: never javascript: or file:).
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
@@ -59,7 +61,10 @@ def _attachments(form: FormData, request: Request) -> list[Attachment]:
     if name.strip() or content.strip():
         if not name.strip():
             raise ValueError("the written attachment needs a file name")
-        chosen.append(Attachment(name=name.strip(), content=content))
+        try:
+            chosen.append(Attachment(name=name.strip(), content=content))
+        except ValidationError as exc:  # too long a name or text: said as the tools say it
+            raise ValueError(f"the written attachment: {describe_problems(exc)}") from None
     return chosen
 
 
