@@ -163,7 +163,7 @@ class Page(HTMLParser):
             self.label_for.add(a["for"] or "")
         if tag in ("button", "a"):
             self._open, self._text = tag, ""
-        if tag in ("script", "link", "img", "iframe") or (a.get("src") or "").startswith(("http", "//")):
+        if a.get("src") or tag in ("link", "iframe", "object", "embed"):  # nothing loaded from anywhere
             self.external.append(tag)
 
     def handle_data(self, data: str) -> None:

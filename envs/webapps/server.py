@@ -27,8 +27,8 @@ from envs.webapps.views import DesktopView, views_for
 from envs.world import World
 from envs.world.addresses import normalize_domain
 from envs.world.files import FileSurface
+from envs.world.web import DESKTOP_HOST
 
-DESKTOP_HOST = "desktop.test"
 TEMPLATES = Path(__file__).parent / "templates"
 ShellRunner = Callable[[str], str]  # a command in, its exit code and output as text out (FileSurface.run)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from envs.world.addresses import normalize_domain
 
 MAX_VALUE_CHARS = 100_000  # one submitted value
+DESKTOP_HOST = "desktop.test"  # the desktop's own host (envs.webapps): no site may take it
 # An invented domain: dot-separated labels under a reserved test TLD, so no real site is ever named.
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.(test|example|invalid)$")
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # no leading "_": the desktop's own form fields use it
@@ -148,6 +149,8 @@ class Site(StrictModel):
         normal = normalize_domain(domain)
         if not _DOMAIN.match(normal):
             raise ValueError(f"site domain {domain!r} must be an invented name under .test, .example or .invalid")
+        if normal == DESKTOP_HOST:
+            raise ValueError(f"site domain {domain!r} is the desktop's own host; choose another name")
         return normal
 
     @field_validator("pages")
