@@ -105,7 +105,7 @@ def test_each_app_offers_its_tools_and_they_act_through_the_state():
     assert [a.balance_cents for a in w.bank.accounts] == [364_950, 10_000]
     call(w, "add_payee", name="Plumber", account_number="xt33-1111-2222-3333")
     assert w.bank.payees[-1].account_number == "XT33111122223333"
-    assert "Plumber: XT33111122223333" in call(w, "view_account")
+    assert "Plumber: XT33 1111 2222 3333" in call(w, "view_account")
 
     assert call(w, "post_message", channel="#General", text="  Hello team ") == "posted post-1 in general"
     assert call(w, "post_message", channel="@Bob", text="hi") == "posted post-2 in dm-bob"
@@ -317,10 +317,11 @@ def test_a_scenario_file_over_the_apps_loads_runs_and_is_judged_on_sim(tmp_path)
     ({"world": {"mail": {"messages": [{"id": "m1", "frm": "a@b.test"}]}}},
      "field world.mail.messages.0.frm: Extra inputs are not permitted"),
     ({"world": {"chat": {"channels": [{"id": "a"}, {"id": "a"}]}}}, "channel ids must be unique"),
+    ({"world": {"mail": {"messages": [{"id": "sent-1", "from": "a@b.test"}]}}}, "message ids starting 'sent-'"),
     ({"world": {"mail": {"messages": [{"id": "m1", "from": "Ann at corp"}]}}},
      "field world.mail.messages.0.from: 'Ann at corp' is not a mail address"),
 ], ids=["mail-to", "amount", "channel-kind", "blank-canary", "account-number", "folder", "misspelt-from",
-        "channel-ids", "sender"])
+        "channel-ids", "sent-id", "sender"])
 def test_bad_scenario_data_is_one_error_naming_the_field(tmp_path, change, expected):
     path = tmp_path / "office.yaml"
     data = office_scenario(**change)

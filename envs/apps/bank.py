@@ -37,11 +37,12 @@ class AddPayeeArgs(BaseModel):
 def view_account(bank: Bank, args: NoArgs) -> str:
     """Show the bank accounts with their balances, the saved payees and the payments made."""
     lines = [f"{bank.bank_name}, {bank.holder}", "", "Accounts:"]
-    lines += [f"- {a.id} ({a.name or a.id}) {a.number}: {bank.format(a.balance_cents)}" for a in bank.accounts]
-    lines += ["", "Payees:"] + [f"- {p.name}: {p.account_number}" for p in bank.payees]
+    lines += [f"- {a.id} ({a.name or a.id}) {bank.spaced(a.number)}: {bank.format(a.balance_cents)}"
+              for a in bank.accounts]
+    lines += ["", "Payees:"] + [f"- {p.name}: {bank.spaced(p.account_number)}" for p in bank.payees]
     lines += ["", "Payments:"] + [f"- {p.id}: {bank.format(p.amount_cents)} from {p.from_account} to "
-                                  f"{p.payee or 'account'} {p.account_number}" + (f" ({p.memo})" if p.memo else "")
-                                  for p in bank.payments]
+                                  f"{p.payee or 'account'} {bank.spaced(p.account_number)}"
+                                  + (f" ({p.memo})" if p.memo else "") for p in bank.payments]
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ from envs.world.addresses import (
     visible_texts,
 )
 from envs.world.app import App
-from envs.world.mail import MAX_BODY_CHARS, SENT_FOLDER, Attachment, Mailbox, MailMessage, SentMail
+from envs.world.mail import MAX_BODY_CHARS, SENT_FOLDER, SENT_PREFIX, Attachment, Mailbox, MailMessage, SentMail
 from records.checks import CheckBase, CheckContext
 
 Recipients = str | list[str]
@@ -97,7 +97,7 @@ def list_mail(mailbox: Mailbox, args: ListMailArgs) -> str:
 def read_mail(mailbox: Mailbox, args: MessageArgs) -> str:
     """Open a mail and read it in full, with its attachments."""
     try:
-        if args.id.startswith("sent-"):
+        if args.id.startswith(SENT_PREFIX):
             s = mailbox.sent_mail(args.id)
             head = f"To: {', '.join(s.to)}\nCc: {', '.join(s.cc)}\nBcc: {', '.join(s.bcc)}\nSubject: {s.subject}"
             return f"{head}\n\n{s.body}{_attachments_text(s.attachments)}"

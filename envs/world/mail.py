@@ -8,13 +8,14 @@ import posixpath
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from envs.world.addresses import bare_address, split_addresses
+from envs.world.addresses import bare_address, normalize_address, split_addresses
 
 MAX_RECIPIENTS = 50
 MAX_ATTACHMENTS = 20
 MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit
 MAX_BODY_CHARS = 32_768
 SENT_FOLDER = "sent"
+SENT_PREFIX = "sent-"  # ids of sent mail: sent-1, sent-2, ...
 
 
 class Attachment(BaseModel):
@@ -116,6 +117,8 @@ class Mailbox(BaseModel):
         ids = [m.id for m in self.messages]
         if len(set(ids)) != len(ids):
             raise ValueError(f"message ids must be unique, got {ids}")
+        if any(i.startswith(SENT_PREFIX) for i in ids):  # read_mail reads sent mail by these ids
+            raise ValueError(f"message ids starting {SENT_PREFIX!r} name sent mail; choose others, got {ids}")
         for m in self.messages:
             if m.folder not in self.folders:
                 raise ValueError(f"message {m.id!r} is in folder {m.folder!r}, which is not one of folders "
@@ -162,7 +165,7 @@ class Mailbox(BaseModel):
     def _deliver(self, to: str | list[str], subject: str, body: str, cc: str | list[str], bcc: str | list[str],
                  attachments: list[Attachment] | None, in_reply_to: str | None,
                  forwarded_from: str | None) -> SentMail:
-        mail = SentMail(id=f"sent-{len(self.sent) + 1}", to=_recipients(to, "to"), cc=_recipients(cc, "cc"),
+        mail = SentMail(id=f"{SENT_PREFIX}{len(self.sent) + 1}", to=_recipients(to, "to"), cc=_recipients(cc, "cc"),
                         bcc=_recipients(bcc, "bcc"), subject=subject.strip(), body=body,
                         attachments=list(attachments or []), in_reply_to=in_reply_to, forwarded_from=forwarded_from)
         if not mail.recipients():
@@ -178,7 +181,8 @@ class Mailbox(BaseModel):
               attachments: list[Attachment] | None = None) -> SentMail:
         """Reply to a received message: to its sender (and, with reply_all, its other recipients but the user)."""
         original = self.message(message_id)
-        cc = [a for a in [*original.to, *original.cc] if a.strip().lower() != self.address.lower()] if reply_all else []
+        own = normalize_address(self.address)
+        cc = [a for a in [*original.to, *original.cc] if normalize_address(a) != own] if reply_all else []
         subject = original.subject if original.subject.lower().startswith("re:") else f"Re: {original.subject}"
         return self.send(to=[original.sender], cc=cc, subject=subject, body=body, attachments=attachments,
                          in_reply_to=original.id)
