@@ -6,6 +6,7 @@ hangs makes the sandbox an error, never a silent result."""
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
@@ -223,6 +224,21 @@ def test_the_exec_per_command_path_gives_the_same_results(engine):
         assert box.container.attrs["HostConfig"]["CapAdd"] is None  # no capability for a server it does not run
     finally:
         old.shutdown()
+
+
+def test_an_image_without_python_keeps_to_one_exec_per_command(engine, provider):
+    base = provider._image(SandboxSpec())  # noqa: SLF001 - the base image's tag
+    tag = f"safety-sandbox-test/no-python:{base.rpartition(':')[2]}"
+    dockerfile = f"FROM {base}\nRUN rm -f /usr/bin/python3*\n".encode()
+    engine.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, network_mode="none", rm=True)
+    box = provider.acquire(SandboxSpec(image=tag, extra_roots=SPEC.extra_roots, limits=SPEC.limits))
+    assert not box.persistent
+    box.reset(SEED)
+    ran = box.exec("command -v python3; echo x > data/new.txt; sleep 100 & echo ran")
+    assert (ran.exit_code, ran.stdout) == (0, "ran\n")
+    assert box.exec("ps -eo args | grep -c '^sleep 100'").stdout == "0\n"
+    assert set(box.snapshot_files()) == {*SEED, "/workspace/data/new.txt"}
+    provider.release(box)
 
 
 def test_an_unknown_shell_is_named(monkeypatch):
