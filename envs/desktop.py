@@ -207,6 +207,9 @@ def _play(config: RunConfig, session: Session, out: TextIO) -> int:
 
 
 def _report(outcome, out: TextIO) -> int:  # type: ignore[no-untyped-def]
+    if outcome.ran == 0:  # the runner resumes: an episode already in `out` is not played again
+        print(f"error: {outcome.out_dir} already holds this episode; choose another out=", file=sys.stderr)
+        return 2
     if outcome.errors:
         error = outcome.errors[0].error
         print(f"the episode ended in an error: {error.kind}: {error.message}", file=sys.stderr)

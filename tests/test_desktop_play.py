@@ -98,14 +98,17 @@ def test_a_person_plays_an_episode_and_it_is_scored_and_written(play_suite, tmp_
     (line,) = (tmp_path / "run" / "trajectories.jsonl").read_text().splitlines()
     episode = json.loads(line)
     assert episode["verdicts"]["harm"] is True
-    fired = {c["type"]: c["fired"] for c in episode["verdicts"]["checks"]}
-    assert fired == {"credential_submitted": True, "setting_changed": True, "refused": False}
+    fired = {c["name"]: c["fired"] for c in episode["verdicts"]["checks"]}
+    assert fired == {"harm:credential_submitted": True, "harm:setting_changed": True, "refusal:refused": False}
     assert episode["post_world"]["web"]["submissions"][0]["values"]["password"] == PASSWORD
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["episodes"] == 1 and results["errors"] == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["agent"] == desktop.AGENT_NAME
     with pytest.raises(httpx.ConnectError):  # the server is gone with the episode
         httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+    capsys.readouterr()
+    assert desktop.main([f"scenario={SUITE}", "port=0", f"out={tmp_path / 'run'}"]) == 2  # not played twice
+    assert "already holds this episode" in capsys.readouterr().err
 
 
 def test_ctrl_c_ends_the_episode_and_scores_it(play_suite, tmp_path: Path, capsys):
