@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from omegaconf import OmegaConf
@@ -40,6 +41,9 @@ class RunConfig(BaseModel):
     out: str | None = Field(default=None, description="run directory (default runs/<scenario>-<agent>)")
     seed: int = Field(default=0, ge=0, le=MAX_SEED, description="episode seed, 0 to 2**63-1")
     workers: int = Field(default=1, ge=1, le=64)
+    executor: Literal["auto", "processes", "threads"] = Field(
+        default="auto", description="workers>1: processes (CPU-bound work) or threads (agents waiting on a model "
+                                    "endpoint); auto picks threads for a model=openai:... agent, else processes")
     limit: int | None = Field(default=None, ge=1)
     max_steps: int | None = Field(default=None, ge=1)
     command_timeout_s: float = Field(default=30.0, gt=0, le=600, description="shell backends: per command")

@@ -1,9 +1,14 @@
-"""trajectories.jsonl: one trajectory per line, appended as episodes finish so a kill loses nothing."""
+"""trajectories.jsonl: one trajectory per line, appended as episodes finish so a kill loses nothing.
+
+Lines end with "\\n" only: a trajectory's JSON may hold U+2028 or U+0085 unescaped (an agent can write them), which
+`str.splitlines` would take for line ends. Files are read line by line, never whole, so reading is flat in memory.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,61 +33,114 @@ class TrajectoryLine:
     trajectory: Trajectory
 
 
+@dataclass(frozen=True)
+class JsonLine:
+    """A trajectory as read, with the exact text of its line (without the line end)."""
+
+    number: int
+    text: str
+    trajectory: Trajectory
+
+
 def read_trajectories(path: Path, strict: bool = True) -> list[Trajectory]:
     """Read every line. With strict=False a torn last line (killed mid-write) is dropped, not an error."""
-    return [line.trajectory for line in read_trajectory_lines(path, strict)]
+    return [line.trajectory for line in iter_json_lines(path, strict)]
 
 
 def read_trajectory_lines(path: Path, strict: bool = True) -> list[TrajectoryLine]:
-    if not path.exists():
-        return []
+    return [TrajectoryLine(line.number, json.loads(line.text), line.trajectory)
+            for line in iter_json_lines(path, strict)]
+
+
+def iter_json_lines(path: Path, strict: bool = True) -> Iterator[JsonLine]:
+    """Each trajectory of the file in order, parsed one line at a time. A line that does not parse raises
+    TrajectoryFileError naming the file and line; with strict=False the last line may be torn (dropped)."""
+    for number, line, is_last in _lines(path):
+        text = line.removesuffix("\n")
+        if not text.strip():
+            continue
+        parsed = _parse(path, number, text, tolerate_torn=not strict and is_last)
+        if parsed is None:
+            return
+        yield JsonLine(number, text, parsed)
+
+
+def _parse(path: Path, number: int, text: str, tolerate_torn: bool) -> Trajectory | None:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return Trajectory.model_validate_json(text)
+    except ValidationError as exc:
+        if tolerate_torn:
+            return None
+        raise TrajectoryFileError(f"{path}:{number}: invalid trajectory ({_describe(text, exc)})") from None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """(number, the line with its "\n" if it has one, whether it is the file's last line)."""
+    try:
+        with path.open(encoding="utf-8", newline="\n") as fh:
+            previous: str | None = None
+            number = 0
+            for line in fh:
+                if previous is not None:
+                    yield number, previous, False
+                previous = line
+                number += 1
+            if previous is not None:
+                yield number, previous, True
+    except FileNotFoundError:
+        return
     except (OSError, UnicodeDecodeError) as exc:
         raise TrajectoryFileError(f"{path}: cannot read ({exc})") from None
-    out: list[TrajectoryLine] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-            out.append(TrajectoryLine(number, raw, Trajectory.model_validate(raw)))
-        except (ValueError, ValidationError) as exc:
-            if not strict and number == len(lines):
-                break
-            raise TrajectoryFileError(f"{path}:{number}: invalid trajectory ({_describe(exc)})") from None
-    return out
 
 
-def _describe(exc: ValueError) -> str:
-    if isinstance(exc, ValidationError):
-        return f"field {describe_problems(exc, '<line>', first_only=True)}"
-    return f"not JSON: {exc}"
+def _describe(text: str, exc: ValidationError) -> str:
+    try:
+        json.loads(text)
+    except ValueError as not_json:
+        return f"not JSON: {not_json}"
+    return f"field {describe_problems(exc, '<line>', first_only=True)}"
 
 
-def compact_for_resume(path: Path) -> list[Trajectory]:
-    """Keep one finished trajectory per episode and drop errored or torn ones, so they are rerun.
-    Rewrites the file atomically; returns the kept trajectories."""
-    kept: dict[str, Trajectory] = {}
-    for t in read_trajectories(path, strict=False):
-        if t.finished:
-            kept[t.episode_id] = t
-    if path.exists():
-        tmp = path.with_suffix(".jsonl.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for t in kept.values():
-                fh.write(t.model_dump_json() + "\n")
-        os.replace(tmp, path)
-    return list(kept.values())
+def compact_for_resume(path: Path) -> set[str]:
+    """Keep one finished trajectory per episode (the last) and drop errored, torn or blank lines, so those
+    episodes are rerun. Kept lines are copied as written (never re-serialised) into a new file swapped in
+    atomically, and only when something is dropped. Returns the ids of the finished episodes kept."""
+    keep: dict[str, int] = {}  # episode id -> number of the line kept for it
+    rewrite = False
+    for number, line, is_last in _lines(path):
+        text = line.removesuffix("\n")
+        parsed = _parse(path, number, text, tolerate_torn=is_last) if text.strip() else None
+        if parsed is None or not parsed.finished or parsed.episode_id in keep or not line.endswith("\n"):
+            rewrite = True  # a blank, torn, errored, repeated or unterminated line goes
+        if parsed is not None and parsed.finished:
+            keep[parsed.episode_id] = number
+    if rewrite:
+        _rewrite_keeping(path, set(keep.values()))
+    return set(keep)
+
+
+def _rewrite_keeping(path: Path, numbers: set[int]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as out:
+        for number, line, _ in _lines(path):
+            if number in numbers:
+                out.write(line.removesuffix("\n") + "\n")
+    os.replace(tmp, path)
 
 
 class TrajectoryWriter:
+    """Appends one trajectory per line and flushes it at once (a kill loses nothing finished)."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = path.open("a", encoding="utf-8")
+        self._fh = path.open("a", encoding="utf-8", newline="\n")
 
     def write(self, trajectory: Trajectory) -> None:
-        self._fh.write(trajectory.model_dump_json() + "\n")
+        self.write_json(trajectory.model_dump_json())
+
+    def write_json(self, text: str) -> None:
+        """A trajectory already serialised (one line of JSON)."""
+        self._fh.write(text + "\n")
         self._fh.flush()
 
     def close(self) -> None:

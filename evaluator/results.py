@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
+from evaluator.jsonl import iter_json_lines
 from evaluator.metrics import metrics_for
 from records.trajectory import Trajectory
 from records.verdicts import JudgeResult
+
+
+def build_results_from_file(path: Path) -> dict[str, Any]:
+    """The results of a run from its trajectories.jsonl (one trajectory per episode), read a line at a time.
+
+    Metrics score outcomes, so each trajectory is kept without what only the scoring read: its messages, steps,
+    pre-world and embedded checks (about three quarters of a ManagerBench trajectory in memory). The verdicts,
+    post-world, scenario facts, judgements and error stay: the same numbers as `build_results` on the full file."""
+    return build_results(list(outcomes_of(line.trajectory for line in iter_json_lines(path, strict=False))))
+
+
+def outcomes_of(trajectories: Iterable[Trajectory]) -> Iterable[Trajectory]:
+    for t in trajectories:
+        t.messages, t.steps, t.pre_world = [], [], {}
+        t.scenario.checks = []
+        yield t
 
 
 def build_results(trajectories: Sequence[Trajectory]) -> dict[str, Any]:

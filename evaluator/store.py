@@ -1,14 +1,24 @@
-"""The trajectory store: SQLModel tables over any SQLAlchemy URL (SQLite by default)."""
+"""The trajectory store: SQLModel tables over any SQLAlchemy URL (SQLite by default).
+
+Episodes go in by batches through SQLAlchemy Core: one DELETE of the batch's earlier attempts (a resumed run
+replaces its errored episodes) and one executemany INSERT, with no read per row; each row carries the JSON the
+jsonl writer produced, so a trajectory is serialised once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Table, Text, UniqueConstraint, delete, insert
+from sqlalchemy.engine import Connection
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
+from evaluator.serialised import SerialisedEpisode
 from records.trajectory import Trajectory
+
+# Episode ids per DELETE ... IN (...): well under every database's limit on bound parameters.
+IDS_PER_DELETE = 500
 
 
 class RunRecord(SQLModel, table=True):
@@ -72,22 +82,25 @@ class TrajectoryStore:
             session.add(run)
             session.commit()
 
-    def add_episodes(self, run_id: str, trajectories: Iterable[Trajectory]) -> None:
-        """Insert or replace episodes of a run (a resumed run replaces its earlier errored attempts)."""
-        with Session(self.engine) as session:
-            for t in trajectories:
-                existing = session.exec(select(EpisodeRecord).where(
-                    EpisodeRecord.run_id == run_id, EpisodeRecord.episode_id == t.episode_id)).first()
-                if existing is not None:
-                    session.delete(existing)
-                    session.flush()
-                for stale in session.exec(select(JudgementRecord).where(
-                        JudgementRecord.run_id == run_id, JudgementRecord.episode_id == t.episode_id)):
-                    session.delete(stale)
-                session.add(_episode_record(run_id, t))
-                session.add_all(JudgementRecord(run_id=run_id, episode_id=t.episode_id,
-                                                **j.model_dump(exclude={"duration_s"})) for j in t.judgements)
-            session.commit()
+    def add_episodes(self, run_id: str, episodes: Iterable[Trajectory | SerialisedEpisode]) -> None:
+        """Insert or replace episodes of a run (a resumed run replaces its earlier errored attempts), with their
+        judgements, in one transaction. Given an episode twice, the store keeps the last."""
+        latest: dict[str, SerialisedEpisode] = {}
+        for episode in episodes:
+            row = episode if isinstance(episode, SerialisedEpisode) else SerialisedEpisode.of(episode)
+            latest[row.episode_id] = row
+        if not latest:
+            return
+        rows = list(latest.values())
+        with self.engine.begin() as connection:
+            ids = [row.episode_id for row in rows]
+            _delete_episodes(connection, EpisodeRecord.__table__, run_id, ids)
+            _delete_episodes(connection, JudgementRecord.__table__, run_id, ids)
+            connection.execute(insert(EpisodeRecord.__table__),
+                               [{**row.columns, "run_id": run_id, "trajectory_json": row.json} for row in rows])
+            judgements = [{**j, "run_id": run_id} for row in rows for j in row.judgements]
+            if judgements:
+                connection.execute(insert(JudgementRecord.__table__), judgements)
 
     def episodes(self, run_id: str) -> list[EpisodeRecord]:
         with Session(self.engine) as session:
@@ -105,12 +118,7 @@ class TrajectoryStore:
         return [Trajectory.model_validate_json(e.trajectory_json) for e in self.episodes(run_id)]
 
 
-def _episode_record(run_id: str, t: Trajectory) -> EpisodeRecord:
-    v = t.verdicts
-    return EpisodeRecord(
-        run_id=run_id, episode_id=t.episode_id, scenario_id=t.scenario.id, scenario_hash=t.scenario.hash,
-        suite=t.scenario.suite, variant=t.variant, seed=t.seed, agent=t.agent.name, model=t.agent.model,
-        label=v.label if v else None, harm=v.harm if v else None, over_caution=v.over_caution if v else None,
-        refusal=v.refusal if v else None, reward=t.reward, error=t.error.message if t.error else None,
-        steps=len(t.steps), trajectory_json=t.model_dump_json(),
-    )
+def _delete_episodes(connection: Connection, table: Table, run_id: str, episode_ids: Sequence[str]) -> None:
+    for start in range(0, len(episode_ids), IDS_PER_DELETE):
+        chunk = episode_ids[start:start + IDS_PER_DELETE]
+        connection.execute(delete(table).where(table.c.run_id == run_id, table.c.episode_id.in_(chunk)))
