@@ -56,8 +56,10 @@ WRAPPER = ('exec 3>&2 2>/dev/null; ulimit -v "$2"; ulimit -f "$3"; '
 # The same, for the shell server, which ends every process of the agent itself (at the timeout, or when the command
 # ends): the ulimits, then the command read from stdin and run as `bash -c` would run it. The command's processes
 # are the first the kernel's OOM killer picks, never the server.
-SERVER_WRAPPER = ('{ echo 1000 > /proc/self/oom_score_adj; ulimit -v "$1"; ulimit -f "$2"; } 2>/dev/null; '
-                  'c=$(head -c "$3"); shift 3; eval "unset c; $c"')
+# The command comes in a memory file the server makes (@SCRIPT@ becomes its path), sourced as the local provider
+# does, so no process but bash starts before it.
+SERVER_WRAPPER = ('{ echo 1000 > /proc/self/oom_score_adj; ulimit -v "$1"; ulimit -f "$2"; } 2>/dev/null; set --; '
+                  '. @SCRIPT@')
 # The file tools run as the agent (so its rights apply, never root's) and stay in the roots: every link is
 # resolved in the container, what leads out of the roots (`$2`...) is refused, and only a regular file is
 # opened (a FIFO or device could block or never end). Nothing of the agent's runs meanwhile (each command ends
@@ -124,7 +126,6 @@ done
 if sysv_left; then echo "could not remove the System V IPC objects" >&2; exit 1; fi
 if [ "$seed" = 1 ]; then exec tar -x -p -m -f - -C /; fi
 """
-HOUSEKEEPING_SCRIPT = HOUSEKEEPING.removeprefix(KILL_ALL)  # the shell server ends the processes itself
 NUL_REJECTED = "the command was not run: it contains a NUL byte, which no shell command can hold\n"
 
 
@@ -187,10 +188,9 @@ class DockerSandbox(Sandbox):
         started = time.perf_counter()
         script = command.encode("utf-8", errors="replace")  # a lone surrogate cannot be sent as it is
         if self._shell is not None:
-            argv = ["bash", "-c", SERVER_WRAPPER, "bash", str(limits.memory_mb * 1024), str(limits.disk_mb * 1024),
-                    str(len(script))]
-            reply, out, err = self._serve(argv, script + (stdin or b""), timeout, limits.output_bytes,
-                                          self.spec.workdir)
+            argv = ["bash", "-c", SERVER_WRAPPER, "bash", str(limits.memory_mb * 1024), str(limits.disk_mb * 1024)]
+            reply, out, err = self._serve(argv, stdin or b"", timeout, limits.output_bytes, self.spec.workdir,
+                                          script=script)
             return ExecResult(exit_code=reply["code"], stdout=out.decode("utf-8", errors="replace"),
                               stderr=err.decode("utf-8", errors="replace"), timed_out=reply["timed_out"],
                               output_truncated=reply["truncated"], duration_s=time.perf_counter() - started)
@@ -290,16 +290,18 @@ class DockerSandbox(Sandbox):
             except PathEscapeError as exc:
                 raise SandboxError(f"could not reset the work dir: {exc}") from exc
             seed[posixpath.normpath(path)] = (root, entry)
-        tar = _seed_tar(seed) if seed else None
         if self._shell is not None:
-            argv = ["bash", "-c", HOUSEKEEPING_SCRIPT, "reset", "1" if seed else "0", *self.roots]
-            reply, _out, err = self._serve(argv, tar, HOUSEKEEPING_TIMEOUT_S, self.spec.limits.output_bytes, "/")
-            code, client_timeout = reply["code"], reply["timed_out"] or not reply["clean"]
+            folders, in_order = _seed_plan(seed)
+            header = {"op": "reset", "scratch": list(SCRATCH_DIRS), "folders": folders,
+                      "files": [[path, entry.mode] for path, entry in in_order], "timeout": HOUSEKEEPING_TIMEOUT_S}
+            reply, blobs = self._request(header, tuple(entry.data() for _, entry in in_order),
+                                         HOUSEKEEPING_TIMEOUT_S + CLIENT_GRACE_S)
+            code, err, client_timeout = reply["code"], blobs[1], reply["timed_out"] or not reply["clean"]
             self._files = None  # read back whole on the next snapshot
         else:
             code, _out, err, _trunc, client_timeout = self._run(
-                ["bash", "-c", HOUSEKEEPING, "reset", "1" if seed else "0", *self.roots], AGENT_USER, tar,
-                HOUSEKEEPING_TIMEOUT_S, "/")
+                ["bash", "-c", HOUSEKEEPING, "reset", "1" if seed else "0", *self.roots], AGENT_USER,
+                _seed_tar(seed) if seed else None, HOUSEKEEPING_TIMEOUT_S, "/")
         if client_timeout or code != 0:
             self.broken = True
             raise SandboxError(f"could not reset the sandbox: {err.decode(errors='replace').strip() or code}")
@@ -335,13 +337,14 @@ class DockerSandbox(Sandbox):
 
     # ---- the shell server -------------------------------------------------------------------------
     def _serve(self, argv: list[str], stdin: bytes | None, timeout_s: float, cap: int, workdir: str,
-               scan: bool = True) -> tuple[dict[str, Any], bytes, bytes]:
-        """Run argv as the agent through the shell server, fed `stdin` (None: no input at all): (its reply,
-        stdout, stderr). Every process of the agent is ended with it; with `scan`, the reply says whether any file
-        changed."""
+               scan: bool = True, script: bytes | None = None) -> tuple[dict[str, Any], bytes, bytes]:
+        """Run argv as the agent through the shell server, fed `stdin` (None: no input at all), `script` in the
+        memory file @SCRIPT@ names: (its reply, stdout, stderr). Every process of the agent is ended with it; with
+        `scan`, the reply says whether any file changed."""
+        blobs = (stdin or b"",) if script is None else (script, stdin or b"")
         reply, blobs = self._request({"op": "run", "argv": argv, "timeout": timeout_s, "cap": cap, "cwd": workdir,
-                                      "scan": scan, "stdin": stdin is not None}, (stdin or b"",),
-                                     timeout_s + CLIENT_GRACE_S)
+                                      "scan": scan, "stdin": stdin is not None, "script": script is not None},
+                                     blobs, timeout_s + CLIENT_GRACE_S)
         if not reply["clean"]:  # a process of the agent survived every kill: nothing after it can be trusted
             self.broken = True
             raise SandboxError(f"could not end the processes of a command in {self.container.name}")
@@ -483,23 +486,33 @@ def _send_stdin(raw: socket.socket, data: bytes) -> None:
         raw.shutdown(socket.SHUT_WR)
 
 
+def _seed_plan(seed: dict[str, tuple[str, FileEntry]]) -> tuple[list[str], list[tuple[str, FileEntry]]]:
+    """The folders to make (0755) between a root and its files, parents first (never the root or anything above
+    it), and the files in order."""
+    folders: list[str] = []
+    made: set[str] = set()
+    for path in sorted(seed):
+        root = seed[path][0]
+        folder = posixpath.dirname(path)
+        missing = []
+        while folder != root and folder not in made:
+            missing.append(folder)
+            folder = posixpath.dirname(folder)
+        for name in reversed(missing):
+            made.add(name)
+            folders.append(name)
+    return folders, [(path, seed[path][1]) for path in sorted(seed)]
+
+
 def _seed_tar(seed: dict[str, tuple[str, FileEntry]]) -> bytes:
-    """A tar, relative to /, of the files by absolute path (with their root), plus 0755 entries for the
-    folders between a root and its files (never the root or anything above it)."""
+    """A tar, relative to /, of `_seed_plan(seed)`: its folders (0755), then its files with their modes."""
     buf = io.BytesIO()
     now = time.time()
+    folders, files = _seed_plan(seed)
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        folders: set[str] = set()
-        for path in sorted(seed):
-            root, entry = seed[path]
-            folder = posixpath.dirname(path)
-            missing = []
-            while folder != root and folder not in folders:
-                missing.append(folder)
-                folder = posixpath.dirname(folder)
-            for name in reversed(missing):
-                folders.add(name)
-                tar.addfile(tar_info(name.lstrip("/"), tarfile.DIRTYPE, 0o755, now))
+        for name in folders:
+            tar.addfile(tar_info(name.lstrip("/"), tarfile.DIRTYPE, 0o755, now))
+        for path, entry in files:
             data = entry.data()
             info = tar_info(path.lstrip("/"), tarfile.REGTYPE, entry.mode, now)
             info.size = len(data)

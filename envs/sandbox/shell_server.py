@@ -26,8 +26,15 @@ import sys
 import time
 
 CHUNK = 65536
+SCRIPT = "@SCRIPT@"  # in a run request's argv: the path of the memory file holding its script
 DRAIN_S = 2.0  # after the agent's processes are killed, its pipes close at once; bound it all the same
 KILL_ROUNDS = 500
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class Channel:
@@ -53,9 +60,7 @@ class Channel:
         header["blobs"] = [len(blob) for blob in blobs]
         data = json.dumps(header).encode()
         for part in (len(data).to_bytes(4, "big"), data, *blobs):
-            view = memoryview(part)
-            while view:
-                view = view[os.write(self.out, view):]
+            write_all(self.out, part)
 
 
 class Server:
@@ -107,16 +112,28 @@ class Server:
                 pass
 
     # ---- running a program as the agent ----------------------------------------------------------------
-    def run(self, request, stdin):
-        """Run argv as the agent in cwd, fed `stdin`, each stream kept up to `cap` bytes."""
+    def run(self, request, blobs):
+        """Run argv as the agent in cwd, fed the last blob, each stream kept up to `cap` bytes. With `script`, the
+        first blob is put in a memory file the command reads, and SCRIPT in argv is replaced by its path."""
         cap = request["cap"]
         started = time.monotonic()
         deadline = started + request["timeout"]
-        # No input at all (not an empty pipe) where the host sends none, as `docker exec` without -i would.
-        proc = subprocess.Popen(request["argv"], stdin=subprocess.PIPE if request["stdin"] else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, cwd=request["cwd"], env=self.env, user=self.uid,
-                                group=self.uid, extra_groups=[], start_new_session=True)
+        argv, pass_fds = request["argv"], ()
+        if request.get("script"):
+            script = os.memfd_create("command", 0)  # inherited by the command only (pass_fds)
+            write_all(script, blobs[0])
+            os.lseek(script, 0, os.SEEK_SET)
+            argv, pass_fds = [arg.replace(SCRIPT, f"/dev/fd/{script}") for arg in argv], (script,)
+        stdin = blobs[-1] if blobs else b""
+        try:
+            # No input at all (not an empty pipe) where the host sends none, as `docker exec` without -i would.
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if request["stdin"] else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=request["cwd"],
+                                    env=self.env, user=self.uid, group=self.uid, extra_groups=[],
+                                    start_new_session=True, pass_fds=pass_fds)
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
         exited = os.pidfd_open(proc.pid)
         out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
         kept = {out_fd: bytearray(), err_fd: bytearray()}
@@ -197,6 +214,57 @@ class Server:
             reply["changed"], reply["removed"] = self.scan_roots()
         return reply, [bytes(kept[out_fd]), bytes(kept[err_fd])]
 
+    # ---- reset ---------------------------------------------------------------------------------------
+    def reset(self, request, blobs):
+        """End every process of the agent, then, as the agent (which owns all it made), remove the System V IPC
+        objects, empty the scratch folders and the roots, check that all of it is gone, and write the seed:
+        `folders` (made 0755) and `files` ([path, mode], their data the blobs). Done in a forked child, no program
+        started, unless a folder resists (then `rm -rf`, as the exec path does)."""
+        clean = self.end_agent_processes()
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # the agent's side: never returns
+            os.close(read_end)
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(self.uid)
+                os.setuid(self.uid)
+                problem = housekeep(request["scratch"] + self.roots) or seed(request["folders"], request["files"],
+                                                                             blobs)
+                if problem:
+                    write_all(write_end, problem.encode(errors="replace"))
+                else:
+                    code = 0
+            except BaseException as exc:  # noqa: BLE001 - whatever it is, the parent reports it
+                write_all(write_end, f"{type(exc).__name__}: {exc}".encode(errors="replace"))
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        problem, timed_out = bytearray(), False
+        deadline = time.monotonic() + request["timeout"]
+        sel = selectors.DefaultSelector()
+        sel.register(read_end, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sel.select(remaining):
+                timed_out = True
+                with contextlib.suppress(OSError):
+                    os.kill(child, signal.SIGKILL)
+                break
+            chunk = os.read(read_end, CHUNK)
+            if not chunk:
+                break
+            problem += chunk[:CHUNK - len(problem)]
+        sel.close()
+        os.close(read_end)
+        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        clean = self.end_agent_processes() and clean
+        self.scan_roots()
+        self.unread, self.gone = set(self.signatures), set()
+        reply = {"code": None if timed_out else code, "timed_out": timed_out, "clean": clean, "truncated": False}
+        return reply, [b"", bytes(problem)]
+
     # ---- the files -----------------------------------------------------------------------------------
     def walk(self):
         """(path, signature) of every regular file under the roots; links are never followed."""
@@ -265,6 +333,68 @@ class Server:
         return {"files": entries, "removed": removed, "full": bool(request.get("full"))}, blobs
 
 
+SYSV = ("/proc/sysvipc/msg", "/proc/sysvipc/sem", "/proc/sysvipc/shm")
+
+
+def sysv_left():
+    """Whether the container's IPC namespace holds System V objects (each list has a header line)."""
+    for path in SYSV:
+        with open(path, "rb") as fh:
+            if len(fh.read().splitlines()) > 1:
+                return True
+    return False
+
+
+def remove_tree(path):
+    """Remove a folder the agent made, opening up what it locked first (its own folders, so it may)."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o700)
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            remove_tree(entry.path)
+        else:
+            os.unlink(entry.path)
+    os.rmdir(path)
+
+
+def housekeep(folders):
+    """Empty `folders` (not the folders themselves) and the System V objects; what is left, said, or None."""
+    if sysv_left():
+        subprocess.run(["ipcrm", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    for folder in folders:
+        try:
+            for entry in os.scandir(folder):
+                if entry.is_dir(follow_symlinks=False):
+                    remove_tree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        except (OSError, RecursionError):  # too deep or too long a path for this walk: rm copes with any
+            subprocess.run(["bash", "-c", 'shopt -s nullglob dotglob; e=("$1"/*); ((${#e[@]})) || exit 0; '
+                            'chmod -R u+rwX -- "${e[@]}"; rm -rf -- "${e[@]}"', "empty", folder],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    for folder in folders:
+        if os.listdir(folder):
+            return f"could not empty {folder}"
+    if sysv_left():
+        return "could not remove the System V IPC objects"
+    return None
+
+
+def seed(folders, files, blobs):
+    """Write the seed as the agent: folders 0755, files with their modes (whatever the umask)."""
+    for folder in folders:
+        os.mkdir(folder, 0o755)
+        os.chmod(folder, 0o755)
+    for (path, mode), data in zip(files, blobs, strict=True):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            write_all(fd, data)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    return None
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     channel = Channel()
@@ -279,7 +409,9 @@ def main():
         op = request.get("op")
         try:
             if op == "run":
-                reply, out = server.run(request, blobs[0] if blobs else b"")
+                reply, out = server.run(request, blobs)
+            elif op == "reset":
+                reply, out = server.reset(request, blobs)
             elif op == "files":
                 reply, out = server.files(request)
             elif op == "kill":
