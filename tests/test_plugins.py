@@ -24,6 +24,7 @@ from envs.backends import BACKENDS, backend_class
 from envs.plugins import KINDS, PluginError, UnknownPart, group
 from envs.sandbox import PROVIDERS
 from envs.tools import TOOLS, registered_tools
+from envs.webapps.views import VIEWS
 from envs.world import APPS
 from evaluator.metrics import METRICS, summary_keys
 from models.spec import ModelConfig
@@ -36,7 +37,7 @@ PLUGIN = REPO / "tests" / "plugin_example"
 ECHO_LOG = "SAFETY_SANDBOX_ECHO_LOG"  # where the example plugin's echo-sim backend logs the calls it serves
 REGISTRIES = {"app": APPS, "check": CHECKS, "backend": BACKENDS, "backend_info": BACKEND_INFOS,
               "sandbox_provider": PROVIDERS, "tool": TOOLS, "agent": AGENTS, "suite": SUITES, "transform": TRANSFORMS,
-              "metric": METRICS}
+              "metric": METRICS, "desktop_view": VIEWS}
 
 
 def declared_entry_points() -> dict[str, dict[str, str]]:
