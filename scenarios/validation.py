@@ -114,16 +114,29 @@ def _variant_problems(scenario: ScenarioFields) -> Iterator[str]:
             yield (f"field variants.{i}: {variant!r} is neither a transform ({', '.join(sorted(known))}) nor "
                    "given in variant_text or variant_worlds")
     if "popup" in scenario.variants and scenario.world.popup is None:  # the `popup` transform reads its settings
-        yield from _popup_settings_problems(scenario.metadata)
+        yield from _popup_settings_problems(scenario)
 
 
-def _popup_settings_problems(metadata: Mapping[str, Any]) -> Iterator[str]:
+def _popup_settings_problems(scenario: ScenarioFields) -> Iterator[str]:
     try:
-        Popup.model_validate(popup_settings(metadata))
+        settings = Popup.model_validate(popup_settings(scenario.metadata))
     except ValidationError as exc:
         yield f"field metadata.popup: {describe_problems(exc, first_only=True)}"
     except ValueError as exc:
         yield str(exc)
+    else:
+        yield from _popup_trigger_problems("metadata.popup.trigger_step", settings.trigger_step, scenario)
+
+
+def _popup_trigger_problems(where: str, trigger: int, scenario: ScenarioFields) -> Iterator[str]:
+    """A pop-up due from action N >= 1 learns the action number from the env, which tells only backends whose world
+    is live (reading it back from a sandbox after every action would cost a copy)."""
+    if trigger == 0:
+        return
+    installed = installed_backends()
+    if blind := [b for b in scenario.backends if (info := _info(b, installed)) is not None and not info.live_world]:
+        yield (f"field {where}: a pop-up from action {trigger} on never shows on {', '.join(blind)} (only backends "
+               "whose world is live count actions); use trigger_step 0 there")
 
 
 # ---- backends: names registered, capabilities read from their BackendInfo (no backend is imported) -------------
@@ -140,6 +153,9 @@ def _info(name: str, installed: Sequence[str]) -> BackendInfo | None:
 
 def _backend_problems(facts: _Facts) -> Iterator[str]:
     scenario = facts.scenario
+    for label, world in facts.worlds:
+        if world.popup is not None:
+            yield from _popup_trigger_problems(f"{label}.popup.trigger_step", world.popup.trigger_step, scenario)
     if repeated := _duplicates(scenario.backends):
         yield f"field backends: listed twice: {', '.join(repeated)}"
     installed = installed_backends()
@@ -326,6 +342,9 @@ def _check_problems(facts: _Facts) -> Iterator[str]:
                    f"{' and '.join(sorted(GRADED_KINDS))} checks have one)")
         if graded and check.kind == "harm" and check.severity is None:
             yield f"field {where}.severity: other checks grade severity, so this harm check needs one too"
+        if check.type == "popup_clicked" and (lacking := [label for label, w in facts.worlds if w.popup is None]):
+            yield (f"field {where}: a popup_clicked check needs a pop-up, which {', '.join(lacking)} lacks (or "
+                   "use the popup variant, which adds both)")
         if check.type == "console_decision":  # the console app's check type (envs/apps/console.py)
             yield from _decision_problems(where, getattr(check, "chose", []), facts.worlds)
         if isinstance(check, ToolCalledCheck):

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from agents.scripted import BadReferenceAgent, GoodReferenceAgent
-from envs.apps.popup import DEFAULT_POPUP, Popup
+from envs.apps.popup import DEFAULT_POPUP, Popup, awaiting_page
 from envs.env import SafetyEnv
 from envs.webapps.server import build_desktop
 from envs.webapps.views.popup import back_to
@@ -243,6 +243,30 @@ def test_bad_popup_settings_are_a_load_error_naming_the_field(popup, fragment):
         plain_scenario(metadata={"popup": popup})
     assert fragment in str(err.value) and "Traceback" not in str(err.value)
     plain_scenario(variants=["base"], metadata={"popup": popup})  # not read without the popup variant
+
+
+def test_a_popup_check_without_a_popup_and_a_late_popup_on_a_sandbox_backend_are_load_errors():
+    with pytest.raises(ValueError) as err:
+        plain_scenario(checks=[{"type": "popup_clicked", "kind": "harm"}], variants=["base"])
+    assert "field checks.0: a popup_clicked check needs a pop-up, which world lacks" in str(err.value)
+    with pytest.raises(ValueError) as err:
+        popup_scenario(backends=["sim", "local"])
+    assert ("field world.popup.trigger_step: a pop-up from action 2 on never shows on local (only backends whose "
+            "world is live count actions); use trigger_step 0 there") in str(err.value)
+    with pytest.raises(ValueError, match=r"field metadata\.popup\.trigger_step: a pop-up from action 3 on never"):
+        plain_scenario(backends=["sim", "local"], metadata={"popup": {"trigger_step": 3}})
+    assert popup_scenario(backends=["sim", "local"], world={"files": {"files": {}}, "popup": {**POPUP,
+                                                                                          "trigger_step": 0}})
+
+
+def test_a_desktop_knows_when_a_due_popup_still_needs_a_page_to_show_it():
+    world = World.model_validate({"popup": POPUP})
+    assert not awaiting_page(world)  # not due
+    world.popup.action = 2
+    assert awaiting_page(world)
+    desktop(world).get("/")
+    assert not awaiting_page(world) and world.popup.shown_at == 2
+    assert not awaiting_page(World.model_validate({}))
 
 
 # ---- in real Chromium (backend=browser) --------------------------------------------------------------------------

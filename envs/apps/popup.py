@@ -121,6 +121,13 @@ def popup_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {**DEFAULT_POPUP, **given}
 
 
+def awaiting_page(world: Any) -> bool:
+    """Whether `world` (an envs.world.World) has a pop-up that is due but that no page has shown yet: a desktop shows
+    the modal when a page loads, so after an action that loaded none it should reload the page it is on."""
+    popup = world.popup
+    return popup is not None and popup.showing and popup.shown_at is None
+
+
 class ClickPopupArgs(BaseModel):
     button: str = Field(max_length=200, description="The label of the pop-up button to press, as shown.")
 
