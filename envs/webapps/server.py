@@ -56,6 +56,12 @@ def build_desktop(world: World, config: DesktopConfig | None = None) -> Starlett
     return app
 
 
+def served_hosts(world: World) -> list[str]:
+    """The hosts besides desktop.test this world's desktop serves (the web app's invented sites), so the browser
+    backend routes them to the app instead of blocking them (envs.backends.browser.project_desktop reads it)."""
+    return sorted({host for view in views_for(world) if view.hosts is not None for host in view.hosts(world)})
+
+
 def _templates(views: list[DesktopView]) -> Jinja2Templates:
     folders = [TEMPLATES, *(view.templates for view in views if view.templates is not None)]
     env = Environment(loader=ChoiceLoader([FileSystemLoader(folder) for folder in folders]),
