@@ -170,6 +170,22 @@ rm data/b.txt
     assert {"/workspace/hard", "/workspace/odd/\udcff\udcfe", "/usr/local/bin/added"} <= set(served)
 
 
+def test_reset_empties_trees_too_deep_or_too_long_for_a_walk(sandbox):
+    # 1,200 nested folders (deeper than Python's recursion) and a path longer than PATH_MAX, each locked.
+    tree = ("import os\n"
+            "for name, depth in (('d', 1200), ('n' * 200, 25)):\n"
+            "    os.chdir('/workspace')\n"
+            "    for _ in range(depth):\n"
+            "        os.mkdir(name); os.chdir(name)\n"
+            "    open('f', 'w').write('bottom'); os.chmod('.', 0)\n"
+            "os.makedirs('/tmp/t/u'); os.chmod('/tmp/t', 0); print('made')\n")
+    made = sandbox.exec(f"python3 - <<'PY'\n{tree}PY", timeout_s=30)
+    assert made.stdout == "made\n", made.render()
+    sandbox.reset(SEED)
+    assert set(sandbox.snapshot_files()) == set(SEED)
+    assert sandbox.exec("ls -A /workspace /tmp").stdout == "/tmp:\n\n/workspace:\ndata\n"
+
+
 # ---- every command ends with all its processes; the server lives on ---------------------------------
 def test_a_command_past_its_timeout_is_killed_with_all_its_processes(sandbox, provider):
     api = provider.client.api
