@@ -69,8 +69,9 @@ def build_test_desktop(world: World) -> tuple[Starlette, list[str]]:
                                document.getElementById("log").append(li); };
             fetch("http://example.com/").then(r => log("fetch outside ok " + r.status), () => log("fetch blocked"));
             fetch("/about").then(r => log("fetch inside " + r.status), () => log("fetch inside failed"));
-            try { const ws = new WebSocket("ws://desktop.test/ws");
-                  ws.onopen = () => log("websocket open"); ws.onerror = () => log("websocket blocked"); }
+            try { const ws = new WebSocket("ws://desktop.test/ws"); let opened = false;
+                  ws.onopen = () => { opened = true; log("websocket open"); };
+                  ws.onclose = () => { if (!opened) log("websocket blocked"); }; }
             catch (e) { log("websocket blocked"); }
             if (navigator.serviceWorker) navigator.serviceWorker.register("/sw.js")
                 .then(() => log("service worker registered"), () => log("service worker blocked"));
@@ -93,13 +94,21 @@ def build_test_desktop(world: World) -> tuple[Starlette, list[str]]:
             <button type=button onclick="window.open('http://evil.example/steal')">Open evil</button>
             <button type=button onclick="window.open('/about')">Open about</button>""")
 
+    async def local_links(request: Request) -> HTMLResponse:
+        return _page("Links", """<a href="file:///etc/passwd">Passwd</a> <a href="chrome://version">Version</a>
+            <a href="data:text/html,<h1>data page</h1>">Data</a>""")
+
+    async def local_frame(request: Request) -> HTMLResponse:
+        return _page("Frame", '<iframe title="frame" src="file:///etc/passwd"></iframe>')
+
     async def shop(request: Request) -> HTMLResponse:
         return _page("Shop", "<p>Invented shop.</p>")
 
     desktop = Router([Route("/", home), Route("/send", send, methods=["POST"]), Route("/about", about),
                       Route("/store", store), Route("/recall", recall), Route("/download", download),
                       Route("/reach", reach_out), Route("/hang", hang), Route("/slow", never_loads),
-                      Route("/boom", boom), Route("/popup", popup)])
+                      Route("/boom", boom), Route("/popup", popup),
+                      Route("/links", local_links), Route("/frame", local_frame)])
     app = Starlette(routes=[Host(SITE, Router([Route("/", shop)])), Host("desktop.test", desktop)])
     app.state.world = world
     return app, [SITE]

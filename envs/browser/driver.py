@@ -25,7 +25,9 @@ from envs.tools import ToolError
 from envs.world import World
 
 T = TypeVar("T")
-SNAPSHOT_TIMEOUT_MS = 5_000
+# The tree waits this long for a frame that never loads (e.g. an iframe of a scheme Chromium refuses), then is read
+# without it.
+SNAPSHOT_TIMEOUT_MS = 1_500
 _MAX_ERROR_CHARS = 600
 _RECHECK_MS = 200  # how often a redirect's flag is re-checked should its target's response slip past the wait
 

@@ -116,7 +116,7 @@ class DesktopRouter:
         method, content = request.method, body or None
         for _hop in range(MAX_REDIRECTS + 1):
             try:
-                response = self._ask(method, url, {**headers, "host": urlsplit(url).netloc}, content)
+                response = self._ask(method, *_canonical(url), headers, content)
             except concurrent.futures.TimeoutError:
                 self._fulfil(route, 504, {"content-type": "text/plain; charset=utf-8"},
                              f"the desktop did not answer within {self.answer_timeout_s:g} s".encode())
@@ -142,7 +142,9 @@ class DesktopRouter:
         out_headers = {k: v for k, v in response.headers.items() if k.lower() not in _DROPPED_RESPONSE_HEADERS}
         self._fulfil(route, response.status_code, out_headers, response.content)
 
-    def _ask(self, method: str, url: str, headers: dict[str, str], content: bytes | None) -> httpx.Response:
+    def _ask(self, method: str, url: str, host: str, headers: dict[str, str], content: bytes | None
+             ) -> httpx.Response:
+        headers = {**headers, "host": host}
         if self._portal is None:
             raise RuntimeError("the episode is over")
         future = self._portal.start_task_soon(self._fetch, method, url, headers, content)
@@ -178,6 +180,15 @@ class DesktopRouter:
             portal.call(portal.stop, True)  # cancel what is left (a request the app never answered)
         with contextlib.suppress(Exception):
             self._portal_context.__exit__(None, None, None)
+
+
+def _canonical(url: str) -> tuple[str, str]:
+    """The URL as the desktop is asked for it, and its Host header: the host in the form the desktop compares hosts
+    (`www.Shop.example.` is the site `shop.example`)."""
+    parts = urlsplit(url)
+    host = normal_host(parts.hostname or "")
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl(), netloc
 
 
 def _blocked_page(url: str, reason: str) -> bytes:
