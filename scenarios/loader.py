@@ -31,6 +31,11 @@ def load_scenario_file(path: Path) -> Scenario:
 
 def read_scenario_data(path: Path) -> dict[str, Any]:
     """The mapping a scenario file holds, read at a bounded cost (size, alias expansion, nesting)."""
+    return parse_scenario_bytes(path, read_scenario_bytes(path))
+
+
+def read_scenario_bytes(path: Path) -> bytes:
+    """A scenario file's bytes, at most MAX_FILE_BYTES of them."""
     if not path.is_file():  # a folder, a pipe (which would block) or a device is not a scenario file
         raise ScenarioError(f"{path}: not a regular file")
     try:
@@ -40,6 +45,11 @@ def read_scenario_data(path: Path) -> dict[str, Any]:
         raise ScenarioError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:
         raise ScenarioError(f"{path}: larger than {MAX_FILE_BYTES:,} bytes, the most a scenario file may hold")
+    return raw
+
+
+def parse_scenario_bytes(path: Path, raw: bytes) -> dict[str, Any]:
+    """The mapping `raw` (read from `path`, named in errors) holds."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache, partial
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from envs.plugins import Entry, PluginError, Registry, UnknownPart, entry_points_of
 from scenarios.loader import ScenarioError, describe_validation_error, load_suite_dir
 from scenarios.schema import Scenario
+from scenarios.suite_ids import declared_ids
 
 SuiteLoader = Callable[["SourceOptions"], list[Scenario]]
 
@@ -89,13 +91,47 @@ def _suite(name: str) -> SuiteFolder | SuiteLoader:
         raise ScenarioError(str(exc)) from None
 
 
+class ShippedSuites:
+    """Every shipped suite folder and the ids its files declare (read, not validated: scenarios.suite_ids), so that an
+    id used in two suites is an error whichever suite is asked for; a suite's scenarios are loaded and validated the
+    first time it is asked for, so a run over one suite does not pay for the others."""
+
+    def __init__(self, folders: dict[str, SuiteFolder]) -> None:
+        self.folders = folders
+        self.declared: dict[str, str] = {}  # id -> the file that declares it (as a scenario's origin names it)
+        self._loaded: dict[str, tuple[Scenario, ...]] = {}
+        self._lock = threading.Lock()
+        for folder in folders.values():
+            files = sorted(folder.path.glob("*.yaml")) if folder.path.is_dir() else []
+            in_folder: set[str] = set()
+            for scenario_id, path in declared_ids(files):
+                first = self.declared.setdefault(scenario_id, str(path))
+                if first != str(path) and scenario_id not in in_folder:  # a clash inside one folder: load_suite_dir
+                    raise ScenarioError(f"{path}: field id: scenario id {scenario_id!r} is also used by {first}")
+                in_folder.add(scenario_id)
+
+    def suite(self, name: str) -> tuple[Scenario, ...]:
+        with self._lock:  # a suite is loaded once, even when several threads ask at once
+            if name not in self._loaded:
+                scenarios = _load_folder(name, self.folders[name])
+                self._loaded[name] = tuple(scenarios)
+                for scenario in scenarios:  # the file's id as validated is the id it declared
+                    self.refuse_clash(scenario)
+            return self._loaded[name]
+
+    def everything(self) -> list[Scenario]:
+        return [s for name in self.folders for s in self.suite(name)]
+
+    def refuse_clash(self, scenario: Scenario) -> None:
+        """`scenario` (shipped or imported) may not take an id that another shipped file declares."""
+        first = self.declared.get(scenario.id)
+        if first is not None and first != scenario.origin:
+            raise ScenarioError(f"{scenario.origin}: field id: scenario id {scenario.id!r} is also used by {first}")
+
+
 @cache
-def _shipped() -> dict[str, tuple[Scenario, ...]]:
-    """Every suite folder, loaded together, so that an id used in two suites is an error whichever is asked for."""
-    folders = {name: part for name in suite_names() if isinstance(part := _suite(name), SuiteFolder)}
-    suites = {name: tuple(_load_folder(name, folder)) for name, folder in folders.items()}
-    refuse_duplicate_ids(s for suite in suites.values() for s in suite)
-    return suites
+def _shipped() -> ShippedSuites:
+    return ShippedSuites({name: part for name in suite_names() if isinstance(part := _suite(name), SuiteFolder)})
 
 
 def _load_folder(name: str, folder: SuiteFolder) -> list[Scenario]:
@@ -127,7 +163,7 @@ def load_suite(name: str, options: SourceOptions | None = None) -> list[Scenario
     options = options or SourceOptions()
     part = _suite(name)
     if isinstance(part, SuiteFolder):
-        return list(_shipped()[name])
+        return list(_shipped().suite(name))
     return _load_imported(name, part, options)
 
 
@@ -137,13 +173,15 @@ def _load_imported(name: str, importer: SuiteLoader, options: SourceOptions) -> 
     except ValidationError as exc:  # an importer built a scenario the schema refuses
         raise ScenarioError(f"suite {name}: an imported scenario is invalid: {describe_validation_error(exc)}"
                             ) from None
-    shipped = [s for suite in _shipped().values() for s in suite]
-    refuse_duplicate_ids([*shipped, *scenarios])
+    shipped = _shipped()
+    for scenario in scenarios:
+        shipped.refuse_clash(scenario)
+    refuse_duplicate_ids(scenarios)
     return scenarios
 
 
 def shipped_scenarios() -> list[Scenario]:
-    return [s for suite in _shipped().values() for s in suite]
+    return _shipped().everything()
 
 
 def select(spec: str, options: SourceOptions | None = None) -> list[Scenario]:
