@@ -35,7 +35,8 @@ CHUNK = 65536
 # Where else the agent can write (the rootfs is read-only): emptied on reset like the roots.
 SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
 
-# The command runs under coreutils `timeout` (which kills its process group); then every uid-1000 process
+# The old path (one exec per command): the command runs under coreutils `timeout` (which kills its process
+# group); then every uid-1000 process
 # left (background jobs, setsid escapes, a fork bomb's children) is killed, as a fresh bwrap run would do.
 # The wrapper's own stderr goes to /dev/null so bash's "Killed" job notice stays out of the output. The
 # memory and file-size ulimits are the local provider's (a big allocation fails with ENOMEM rather than
@@ -53,11 +54,10 @@ RUN_FROM_STDIN = 'c=$(head -c "$1"); shift; eval "unset c; $c"'
 WRAPPER = ('exec 3>&2 2>/dev/null; ulimit -v "$2"; ulimit -f "$3"; '
            f'timeout -s KILL "$1" bash -c {shlex.quote(RUN_FROM_STDIN)} bash "$4" 2>&3 3>&-; '
            f'rc=$?; {KILL_ALL}; exit $rc')
-# The same, for the shell server, which ends every process of the agent itself (at the timeout, or when the command
-# ends): the ulimits, then the command read from stdin and run as `bash -c` would run it. The command's processes
-# are the first the kernel's OOM killer picks, never the server.
-# The command comes in a memory file the server makes (@SCRIPT@ becomes its path), sourced as the local provider
-# does, so no process but bash starts before it.
+# The same for the shell server, which ends every process of the agent itself (at the timeout, or when the command
+# ends): the ulimits, then the command, from a memory file the server makes (@SCRIPT@ becomes its path), sourced
+# with no positional parameters as the local provider does, so no process but this bash starts before it. The
+# command's processes are the first the kernel's OOM killer picks, never the server.
 SERVER_WRAPPER = ('{ echo 1000 > /proc/self/oom_score_adj; ulimit -v "$1"; ulimit -f "$2"; } 2>/dev/null; set --; '
                   '. @SCRIPT@')
 # The file tools run as the agent (so its rights apply, never root's) and stay in the roots: every link is
