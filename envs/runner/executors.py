@@ -15,7 +15,6 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import os
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -143,10 +142,8 @@ def _stop_pool(pool: ProcessPoolExecutor, now: bool) -> None:
 def start_fork_server(config: RunConfig) -> None:
     """Start the fork server now, importing what the workers need, so that it works while the runner loads the
     suite rather than after. (Its preload list is fixed for the life of this process: a later run reuses it.)"""
+    # Not the main module: each worker runs it again as __mp_main__ (runpy warns if it was imported already).
     modules = ["envs.runner.worker", *_entry_modules("agent", config.agent), *_entry_modules("backend", config.backend)]
-    main = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if main is not None and main.name:
-        modules.append(main.name)  # each worker imports the main module again: have its imports done once
     multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
     multiprocessing.forkserver.ensure_running()
 

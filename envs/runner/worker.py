@@ -16,7 +16,6 @@ import multiprocessing.util
 import os
 import select
 import signal
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from envs.runner.play import EpisodeSpec, PlayedChunk, describe_error, play_chun
 from evaluator.judges import Judge, judge_names, make_judges
 
 RUNNER_POLL_S = 1.0  # where a process cannot be watched through a pidfd
+EXIT_WITHIN_S = 5.0  # after the runner is gone, the time the worker gets to unwind and run its exit hooks
 
 
 class WorkerSetupFailed(RuntimeError):
@@ -88,10 +88,10 @@ def _stop_now(signum: int, frame: FrameType | None) -> None:
 
 
 def _exit_now() -> None:
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(1)
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        os._exit(1)
 
 
 def _watch_runner(runner_pid: int) -> None:
@@ -109,7 +109,9 @@ def _watch_runner(runner_pid: int) -> None:
         else:
             while _alive(runner_pid):
                 threading.Event().wait(RUNNER_POLL_S)
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # the main thread unwinds its episode and exits...
+        threading.Event().wait(EXIT_WITHIN_S)
+        os._exit(1)  # ...unless it cannot (e.g. blocked writing a result to the dead runner's pipe)
 
     threading.Thread(target=watch, name="runner-watchdog", daemon=True).start()
 
