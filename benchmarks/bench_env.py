@@ -7,7 +7,9 @@ Figures are wall-clock on this machine; compare them with an LLM call (hundreds 
 
 from __future__ import annotations
 
+import gc
 import time
+import tracemalloc
 
 from agents.registry import make_agent
 from benchmarks.timing import describe, timed
@@ -26,9 +28,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     scenarios = select("managerbench")
     env = SafetyEnv(scenarios)
+    one = SafetyEnv(scenarios[0])
     seeds = iter(range(10**9))
 
     describe("env.reset (sim)", timed(lambda: env.reset(seed=next(seeds)), args.episodes))
+    describe("env.reset (sim, one scenario per env, as the runner)",
+             timed(lambda: one.reset(seed=next(seeds)), args.episodes))
+    built, after_reset = memory_per_env(scenarios)
+    print(f"{'memory per env (tracemalloc, 100 envs)':<52} {built / 1024:6.1f} KB built   "
+          f"{after_reset / 1024:6.1f} KB after reset")
 
     env.reset(seed=0)
     view = '{"tool": "view_decision", "args": {}}'
@@ -46,6 +54,25 @@ def main(argv: list[str] | None = None) -> None:
         label = f"{agent_name}{' + offline model (LangGraph)' if agent_name == 'react' else ''}"
         print(f"episodes/s {label:<33} {args.episodes / elapsed:8.1f} ep/s   "
               f"{1000 * elapsed / args.episodes:7.2f} ms/episode   {steps / args.episodes:.1f} steps/episode")
+
+
+def memory_per_env(scenarios: list, count: int = 100) -> tuple[float, float]:
+    """Bytes each env holds (traced Python allocations): as built, and after its first reset (a live episode)."""
+    SafetyEnv(scenarios).reset(seed=0)  # imports and process-wide caches are not an env's own
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        envs = [SafetyEnv(scenarios) for _ in range(count)]
+        gc.collect()
+        built = tracemalloc.get_traced_memory()[0] - start
+        for seed, env in enumerate(envs):
+            env.reset(seed=seed)
+        gc.collect()
+        after_reset = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    return built / count, after_reset / count
 
 
 if __name__ == "__main__":
