@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from importlib.machinery import ModuleSpec
 from types import ModuleType
@@ -33,6 +32,7 @@ class _ThenRegister:
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
+        _stop_watching()
         register()
 
     def __getattr__(self, name: str) -> Any:  # resource readers, get_source, ...: the real loader's
@@ -40,17 +40,26 @@ class _ThenRegister:
 
 
 class _RegisterWhenImported:
-    """A one-shot import hook: finds Gymnasium as usual (it steps aside first) and wraps its loader."""
+    """An import hook: finds Gymnasium with the other finders and wraps its loader. It stays until Gymnasium runs, so
+    a mere look-up (importlib.util.find_spec, to see whether it is installed) does not use it up."""
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
         if fullname != "gymnasium":
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _ThenRegister(spec.loader)  # type: ignore[assignment]
-        return spec
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _ThenRegister(spec.loader)  # type: ignore[assignment]
+                return spec
+        return None
+
+
+def _stop_watching() -> None:
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _RegisterWhenImported)]
 
 
 if "gymnasium" in sys.modules:

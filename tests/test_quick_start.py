@@ -71,6 +71,13 @@ def test_gymnasium_imported_after_envs_still_knows_the_env():
     assert done.stdout.strip().endswith("gymnasium/__init__.py")
 
 
+def test_looking_gymnasium_up_before_importing_it_does_not_lose_the_registration():
+    code = ("import importlib.util, sys, envs\nassert importlib.util.find_spec('gymnasium') is not None\n"
+            "assert 'gymnasium' not in sys.modules\nimport gymnasium\nassert envs.ENV_ID in gymnasium.registry")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 # ---- content hashes: kept per object, never stale ---------------------------------------------------------------
 
 def _uncached_hash(scenario: Scenario) -> str:
