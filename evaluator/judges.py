@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from envs.plugins import Registry, subclass_of
-from records.trajectory import Trajectory
-from records.verdicts import JudgeRubric
+
+if TYPE_CHECKING:  # annotations only: the run's config imports this module to check judges= names, and stays quick
+    from records.trajectory import Trajectory
+    from records.verdicts import JudgeRubric
 
 
 class JudgeError(Exception):
