@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from agents.scripted import ReferenceAgent
 from envs.config import parse_args
 from envs.run import main as run_main
 from envs.runner import execute, executor_kind
+from envs.runner.executors import fork_is_safe
 from evaluator.jsonl import read_trajectories
 from evaluator.store import TrajectoryStore
 
@@ -55,8 +57,10 @@ def descendants(pid: int) -> set[int]:
 
 
 def workers_of(run_pid: int) -> list[int]:
+    """Forked from the run (their command line is the run's) or from its fork server."""
+    forked = [c for c in children(run_pid) if cmdline(c) == cmdline(run_pid)]
     servers = [c for c in children(run_pid) if "forkserver" in cmdline(c)]
-    return [w for server in servers for w in children(server)]
+    return forked + [w for server in servers for w in children(server)]
 
 
 def running(pid: int) -> bool:
@@ -126,11 +130,24 @@ def test_workers_give_the_same_results_as_one_worker(tmp_path: Path):
     one = execute(parse_args([*args, f"out={tmp_path / 'one'}"]))
     procs = execute(parse_args([*args, f"out={tmp_path / 'procs'}", "workers=2"]))
     threads = execute(parse_args([*args, f"out={tmp_path / 'threads'}", "workers=2", "executor=threads"]))
-    assert (one.executor, procs.executor, threads.executor) == ("in-process", "processes", "threads")
-    assert one.ran == procs.ran == threads.ran == 28 and not (one.errors or procs.errors or threads.errors)
+    # With another thread alive, forking is not safe: the workers come from the fork server, scenarios pickled.
+    config = parse_args([*args, f"out={tmp_path / 'served'}", "workers=2"])
+    other_thread = threading.Event()
+    waiting = threading.Thread(target=other_thread.wait)
+    waiting.start()
+    try:
+        assert not fork_is_safe(config)
+        served = execute(config)
+    finally:
+        other_thread.set()
+        waiting.join()
+    assert (one.executor, procs.executor, threads.executor, served.executor) == ("in-process", "processes",
+                                                                                 "threads", "processes")
+    assert one.ran == procs.ran == threads.ran == served.ran == 28
+    assert not (one.errors or procs.errors or threads.errors or served.errors)
     expected = by_episode(tmp_path / "one")
     assert len({v[0]["harm"] for v in expected.values()}) == 2, "the random agent should both harm and not"
-    for name in ("procs", "threads"):
+    for name in ("procs", "threads", "served"):
         assert by_episode(tmp_path / name) == expected, name
         assert results_of(tmp_path / name) == results_of(tmp_path / "one"), name
         assert stored_labels(tmp_path / name) == stored_labels(tmp_path / "one"), name

@@ -25,7 +25,15 @@ from envs.backends import backend_class
 from envs.config import ConfigError, RunConfig
 from envs.interrupts import StopRequest
 from envs.plugins import PluginError
-from envs.runner.executors import Executor, ExecutorKind, InProcess, Processes, Threads, start_fork_server
+from envs.runner.executors import (
+    Executor,
+    ExecutorKind,
+    InProcess,
+    Processes,
+    Threads,
+    fork_is_safe,
+    start_fork_server,
+)
 from envs.runner.play import EpisodeSpec, PlayedChunk, describe_error, run_one, unplayed
 from envs.runner.writer import RunWriter
 from evaluator.jsonl import compact_for_resume, iter_json_lines
@@ -116,20 +124,28 @@ def open_run(config: RunConfig) -> Iterator[Callable[[Callable[[int, int], None]
     store) and hold the run folder; yields the function that runs the episodes (given an optional progress
     callback). Any bad input raises here, before anything in `out` or the store changes."""
     kind = executor_kind(config)
-    if kind == "processes":
+    fork = kind == "processes" and fork_is_safe(config)
+    if kind == "processes" and not fork:
         start_fork_server(config)  # it imports the workers' modules while this process loads the suite
     specs = plan_episodes(config)
-    backend_class(config.backend).preflight()  # e.g. no bubblewrap or no Docker engine: say so once
-    agent = make_agent(config.agent, config.chat_model(), seed=config.seed)
+    # Forked now, while this process has one thread and no store, agent or backend client to share.
+    forked = Processes(config, config.workers, fork_with=specs) if fork else None
     try:
-        judges = make_judges(judge_names(config.judges))
-    except PluginError as exc:  # a judge whose package fails to load: say so before any episode runs
-        raise ConfigError(f"judges={config.judges}: {exc}") from None
-    out_dir = config.out_dir()
-    with _locked_run_folder(out_dir):
-        _check_same_run(out_dir, config)
-        store = _open_store(config, out_dir)
-        yield partial(_execute_locked, config, specs, agent, judges, out_dir, store, kind)
+        backend_class(config.backend).preflight()  # e.g. no bubblewrap or no Docker engine: say so once
+        agent = make_agent(config.agent, config.chat_model(), seed=config.seed)
+        try:
+            judges = make_judges(judge_names(config.judges))
+        except PluginError as exc:  # a judge whose package fails to load: say so before any episode runs
+            raise ConfigError(f"judges={config.judges}: {exc}") from None
+        out_dir = config.out_dir()
+        with _locked_run_folder(out_dir):
+            _check_same_run(out_dir, config)
+            store = _open_store(config, out_dir)
+            executor = partial(_make_executor, kind, config, agent, judges) if forked is None else lambda: forked
+            yield partial(_execute_locked, config, specs, agent, out_dir, store, executor)
+    finally:
+        if forked is not None:
+            forked.shutdown(now=False)  # a no-op after a run; the idle workers of a run refused before it began
 
 
 def executor_kind(config: RunConfig) -> ExecutorKind:
@@ -201,8 +217,8 @@ def _store_name(config: RunConfig, out_dir: Path) -> str:
     return f"db={config.db}" if config.db else f"the run's store in {out_dir}"
 
 
-def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, judges: list[Judge], out_dir: Path,
-                    store: TrajectoryStore, kind: ExecutorKind,
+def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, out_dir: Path,
+                    store: TrajectoryStore, make_executor: Callable[[], Executor],
                     on_progress: Callable[[int, int], None] | None) -> RunOutcome:
     traj_path = out_dir / "trajectories.jsonl"
     done_ids = compact_for_resume(traj_path)
@@ -216,10 +232,10 @@ def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, j
          "episodes_planned": len(specs)}, indent=2))
 
     tally = _Tally()
+    executor = make_executor()
     writer = RunWriter(traj_path, store, run_id, _store_name(config, out_dir))
     with StopRequest() as stop:
         try:
-            executor = _make_executor(kind, config, agent, judges)
             _drive(executor, todo, config, agent, writer, tally, stop, on_progress)
         finally:
             writer.close()
@@ -232,7 +248,7 @@ def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, j
                       errors=[e.trajectory() for e in tally.failed],
                       judge_errors=[(t, j) for t in (e.trajectory() for e in tally.judge_failed)
                                     for j in t.judgements if j.error is not None],
-                      interrupted=interrupted, executor=kind)
+                      interrupted=interrupted, executor=executor.kind)
 
 
 def _store_what_the_store_missed(store: TrajectoryStore, run_id: str, traj_path: Path, done_ids: set[str]) -> None:

@@ -2,12 +2,18 @@
 in worker processes (CPU-bound work: scripted or offline agents on the sim or local backends). One interface: submit
 a chunk of episodes, get a Future of the played chunk.
 
-Worker processes come from a `forkserver` context, not `fork`. By the time a pool (re)starts, the runner's process
-holds threads (the progress bar's refresher, the store writer, the pool's own) and may hold Docker clients, warm
-container pools and Playwright's event loop; a forked child would inherit a lock another thread held, or a
-connection it must not share. The fork server is a fresh single-threaded process that imports the worker's modules
-once (started early, it does so while the runner loads the suite); each worker forks from it in milliseconds and
-builds its own agent, judges and clients. (`spawn` would pay the imports again in every worker.)
+Worker processes are forked where that is safe, from a `forkserver` otherwise:
+- `fork` when the runner's process has one thread and the backend keeps its world in-process (sim and its kind), the
+  pool being made right after the suite loads, before the store, the agent or any backend client exists. The
+  workers then inherit the loaded scenarios, and a chunk names its episodes by index (pickling a scenario and
+  unpickling it cost about a tenth of a ManagerBench episode).
+- `forkserver` in every other case: once the run is under way the runner's process holds threads (the progress
+  bar's refresher, the store writer, the pool's own), and a shell or browser backend holds Docker clients, warm
+  container pools or Playwright's event loop; a forked child would inherit a lock another thread held, or a
+  connection it must not share. The fork server is a fresh single-threaded process that imports the workers'
+  modules once (started early, while the runner loads the suite); each worker forks from it in milliseconds, builds
+  its own agent, judges and clients, and receives each episode's scenario pickled. A pool that breaks (a worker
+  died) is replaced by a forkserver pool. (`spawn` would pay the imports again in every worker.)
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Literal
 
 from agents.base import Agent
+from envs.backend_info import BACKEND_INFOS, EMBEDDED
 from envs.config import RunConfig
 from envs.plugins import entry_points_of
 from envs.runner import worker
@@ -102,11 +110,25 @@ class Processes(Executor):
 
     kind = "processes"
 
-    def __init__(self, config: RunConfig, workers: int) -> None:
+    def __init__(self, config: RunConfig, workers: int, fork_with: list[EpisodeSpec] | None = None) -> None:
+        """fork_with: the run's plan, to fork the workers now with it (see the module's notes for when that is
+        safe); None: a forkserver pool."""
         super().__init__(workers)
         self.config = config
+        self._index: dict[str, int] = {}
         self._context = multiprocessing.get_context("forkserver")
+        if fork_with is not None:
+            worker.inherited_plan = fork_with
+            self._index = {spec.id: i for i, spec in enumerate(fork_with)}
+            self._context = multiprocessing.get_context("fork")
         self._pool = self._new_pool()
+        if fork_with is not None:
+            self._pool.submit(int)  # a fork pool forks all its workers on the first submit: now, single-threaded
+            worker.inherited_plan = []
+
+    @property
+    def forked(self) -> bool:
+        return bool(self._index)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # The environment goes along: the fork server keeps the one it started with.
@@ -114,9 +136,16 @@ class Processes(Executor):
                                    initargs=(self.config, dict(os.environ), os.getpid()))
 
     def submit(self, specs: list[EpisodeSpec]) -> Future[PlayedChunk]:
+        if self._index:
+            return self._pool.submit(worker.play_inherited, [self._index[spec.id] for spec in specs])
         return self._pool.submit(worker.play, specs)
 
     def renew(self) -> None:
+        # Never fork again: the runner's process has threads by now.
+        if self._index:
+            self._index = {}
+            self._context = multiprocessing.get_context("forkserver")
+            start_fork_server(self.config)
         broken, self._pool = self._pool, self._new_pool()
         self.generation += 1
         _stop_pool(broken, now=True)
@@ -137,6 +166,13 @@ def _stop_pool(pool: ProcessPoolExecutor, now: bool) -> None:
                 process.kill()
                 process.join()
     pool.shutdown(wait=True, cancel_futures=True)
+
+
+def fork_is_safe(config: RunConfig) -> bool:
+    """Whether worker processes may be forked from the runner's process now (see the module's notes)."""
+    info = BACKEND_INFOS.get(config.backend) if config.backend in BACKEND_INFOS else EMBEDDED
+    in_process = not (info.serves_shell or info.serves_desktop)
+    return in_process and threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
 
 
 def start_fork_server(config: RunConfig) -> None:

@@ -45,6 +45,9 @@ class _Worker:
 
 _worker: _Worker | None = None
 _in_episode = False
+# The run's plan, set in the runner before it forks its workers: a forked worker finds each episode here by its
+# index instead of receiving the scenario pickled (a tenth of an episode's cost, twice).
+inherited_plan: list[EpisodeSpec] = []
 
 
 def start(config: RunConfig, environ: dict[str, str], runner_pid: int) -> None:
@@ -64,6 +67,10 @@ def start(config: RunConfig, environ: dict[str, str], runner_pid: int) -> None:
         _worker.judges = make_judges(judge_names(config.judges))
     except Exception as exc:  # noqa: BLE001 - reported with every chunk, as the episodes' error
         _worker.setup_error = f"the worker process could not build agent={config.agent}: {describe_error(exc)}"
+
+
+def play_inherited(indexes: list[int]) -> PlayedChunk:
+    return play([inherited_plan[i] for i in indexes])
 
 
 def play(specs: list[EpisodeSpec]) -> PlayedChunk:
