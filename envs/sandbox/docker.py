@@ -22,7 +22,7 @@ How it is put together, and why:
   unpack the seed files from a tar on stdin. The agent's own file tools (read_file, write_file) run as uid 1000,
   with its rights, and refuse what links lead out of the roots.
 - A command travels on stdin ahead of its own input, never as an argument, so its size is not bounded by the
-  128 KiB Linux allows one argument (see docker_sandbox.WRAPPER).
+  128 KiB Linux allows one argument (see docker_scripts.WRAPPER).
 - Every root (the work dir and each extra root, e.g. /usr/local/bin of an imported image) is a tmpfs
   *volume* (`size=<disk_mb>m,nr_inodes=<MAX_FILES_PER_ROOT>`), not a `--tmpfs` mount: the archive API (the old
   path's read-back) does not see `--tmpfs` mounts, but it does see volumes. So every root is capped in bytes and in
