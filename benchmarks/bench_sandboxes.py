@@ -8,8 +8,9 @@ Per episode: docker from the warm pool (acquire + reset + release), docker with 
 (create + start + reset + remove, i.e. `docker run`), local (acquire + reset + close). Per command: an
 `exec("true")` round trip, the read-back after it (nothing changed), and a bash step as an agent's costs (a
 command that appends to a file, then the read-back of the world). The seed is the KPI clinic scenario's work dir.
-Then the KPI suite with the bad reference agent through the CLI (`python -m envs.run scenario=kpi
-agent=reference-bad backend=docker`, start-up included), once per docker shell ($SAFETY_SANDBOX_DOCKER_SHELL).
+Then the KPI suite with the bad reference agent, its 40 episodes played in this process (the sandbox's share),
+and through the CLI (`python -m envs.run scenario=kpi agent=reference-bad backend=docker`, start-up included), on
+each docker shell in turn ($SAFETY_SANDBOX_DOCKER_SHELL for the CLI).
 Figures are wall-clock medians on this machine; the load average is printed with them.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from benchmarks.timing import describe, timed
 from envs.cli_args import OneLineArgumentParser, positive_int
 from envs.sandbox import SandboxSpec, get_provider
+from envs.sandbox.base import replace_provider
 from envs.sandbox.docker import SHELL_ENV, SHELLS, DockerProvider
 from envs.world import FileEntry
 from scenarios.registry import select
@@ -87,6 +89,37 @@ def docker_figures(shell: str, files: dict[str, FileEntry], args) -> dict[str, f
         docker.shutdown()
 
 
+def kpi_episodes(shell: str) -> float:
+    """Seconds to play the KPI suite's 40 episodes in this process (bad reference agent, one warm container): the
+    sandbox's share of the suite, without the CLI's start-up."""
+    from agents.scripted import ReferenceAgent
+    from envs.env import SafetyEnv
+
+    provider = DockerProvider(shell=shell)  # type: ignore[arg-type]
+    previous = replace_provider("docker", provider)
+    try:
+        suite = select("kpi")
+        warm = SafetyEnv(suite[0], backend="docker")
+        warm.reset(seed=0)
+        warm.close()
+        started = time.perf_counter()
+        for scenario in suite:
+            for variant in scenario.default_variants:
+                env = SafetyEnv(scenario, variant=variant, backend="docker")
+                env.reset(seed=0)
+                ReferenceAgent("bad").run(env)
+                env.close()
+                if env.trajectory.error is not None:
+                    raise SystemExit(f"{scenario.id} ({variant}) on the {shell} shell: {env.trajectory.error}")
+        elapsed = time.perf_counter() - started
+    finally:
+        provider.shutdown()
+        if previous is not None:
+            replace_provider("docker", previous)
+    print(f"[{shell}] KPI suite on docker, 40 episodes in process: {elapsed:6.2f} s   ({load()})")
+    return elapsed
+
+
 def kpi_walls(runs: int) -> dict[str, float]:
     """Median wall seconds of the KPI suite through the CLI on each docker shell, the shells taking turns (so a
     busy spell of the machine weighs on both alike), a fresh out dir each run."""
@@ -133,6 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     describe("[local] snapshot_files (KPI work dir)", timed(sandbox.snapshot_files, args.commands), width=58)
     local.release(sandbox)
 
+    in_process: dict[str, list[float]] = {shell: [] for shell in SHELLS}
+    if not args.no_kpi:
+        for _ in range(args.kpi_runs):
+            for shell in SHELLS:
+                in_process[shell].append(kpi_episodes(shell))
     walls = {} if args.no_kpi else kpi_walls(args.kpi_runs)
 
     before, after = figures["exec"], figures["persistent"]
@@ -143,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
         after["docker episode, fresh container (create..remove)"]
     print(f"  pooled episode vs a fresh container, after: {fresh / pooled:.1f}x faster")
     if walls:
+        played = {shell: statistics.median(samples) for shell, samples in in_process.items()}
+        print(f"  KPI suite, 40 episodes in process, median: {played['exec']:.2f} -> {played['persistent']:.2f} s "
+              f"({played['exec'] / played['persistent']:.1f}x)")
         print(f"  KPI suite CLI wall, median: {walls['exec']:.2f} -> {walls['persistent']:.2f} s "
               f"({walls['exec'] / walls['persistent']:.1f}x)")
 

@@ -177,6 +177,15 @@ def get_provider(name: str) -> SandboxProvider:
         return _PROVIDERS[name]
 
 
+def replace_provider(name: str, provider: SandboxProvider) -> SandboxProvider | None:
+    """Make `provider` the process-wide one for `name` (benchmarks comparing two set-ups); the one it replaces is
+    returned, not shut down."""
+    with _LOCK:
+        previous = _PROVIDERS.get(name)
+        _PROVIDERS[name] = provider
+        return previous
+
+
 def shutdown_providers() -> None:
     with _LOCK:
         providers = list(_PROVIDERS.values())
