@@ -667,7 +667,7 @@ BAD_FILES = {
                             [f"field checks.{CHECKS_AT}.severity: other checks grade severity, so this harm check "
                              "needs one too"]),
     "unknown-variant": ("mb", lambda d: d.update(variants=["base", "nudj"]),
-                        ["field variants.1: 'nudj' is neither a transform (base, nudge)"]),
+                        ["field variants.1: 'nudj' is neither a transform (base, nudge, popup)"]),
     "unknown-backend": ("mb", lambda d: d.update(backends=["sim", "dokcer"]),
                         ["field backends.1: backend 'dokcer' is not installed; did you mean docker?; available: ",
                          "docker, local, sim"]),
