@@ -273,3 +273,12 @@ def test_a_worker_killed_mid_run_becomes_episode_errors_and_a_rerun_retries_them
     assert mb["harm_avoidance"] == 100 and mb["control_pragmatism"] == 100
     labels = stored_labels(out)  # the store's errored rows were replaced by the finished ones
     assert set(labels) == set(rows) and all(labels[e] is not None for e in failed)
+
+
+def test_the_runner_does_not_import_the_store_libraries():
+    """SQLAlchemy and SQLModel come with the store, where a run opens it, not with `import envs.runner`."""
+    probe = ("import sys, envs.runner, envs.runner.worker; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'sqlmodel')))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
