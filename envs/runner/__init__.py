@@ -128,6 +128,8 @@ def open_run(config: RunConfig) -> Iterator[Callable[[Callable[[int, int], None]
     if kind == "processes" and not fork:
         start_fork_server(config)  # it imports the workers' modules while this process loads the suite
     specs = plan_episodes(config)
+    if fork:
+        AGENTS.get(config.agent)  # its module (e.g. LangChain for react) imported once, here, not in every worker
     # Forked now, while this process has one thread and no store, agent or backend client to share.
     forked = Processes(config, config.workers, fork_with=specs) if fork else None
     try:
@@ -254,7 +256,7 @@ def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, o
 def _store_what_the_store_missed(store: TrajectoryStore, run_id: str, traj_path: Path, done_ids: set[str]) -> None:
     """A killed run can leave finished episodes in the jsonl that never reached the store (it writes in batches):
     store them now, from their lines as written."""
-    missing = done_ids - store.episode_ids(run_id)
+    missing = done_ids - store.episode_ids(run_id) if done_ids else set()
     if not missing:
         return
     batch: list[SerialisedEpisode] = []
