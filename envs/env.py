@@ -66,8 +66,8 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self.max_steps = max_steps
         self.reward_fn = reward_fn
         self.render_mode = render_mode
-        self.observation_space = observation_space()
-        self.action_space = action_space()
+        self._observation_space: gym.spaces.Dict | None = None  # built on first use (see the properties)
+        self._action_space: gym.Space[str] | None = None
         self.agent_info = AgentInfo(name="external")
         self._backend: Backend | None = None
         self._setup: EpisodeSetup | None = None
@@ -77,6 +77,28 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self._watch: FailureWatch | None = None  # on backends whose world read is free: the first failing step
 
     # ---- gymnasium API -------------------------------------------------------------------------
+    # The spaces are most of what building an env costs, and a runner builds an env per episode without ever asking
+    # for them: each is built the first time it is read.
+    @property
+    def observation_space(self) -> gym.spaces.Dict:
+        if self._observation_space is None:
+            self._observation_space = observation_space()
+        return self._observation_space
+
+    @observation_space.setter
+    def observation_space(self, space: gym.spaces.Dict) -> None:
+        self._observation_space = space
+
+    @property
+    def action_space(self) -> gym.Space[str]:
+        if self._action_space is None:
+            self._action_space = action_space()
+        return self._action_space
+
+    @action_space.setter
+    def action_space(self, space: gym.Space[str]) -> None:
+        self._action_space = space
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
