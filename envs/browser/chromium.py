@@ -83,20 +83,30 @@ class WarmBrowser:
             self.playwright.stop()
 
 
-def launch() -> WarmBrowser:
-    """A new driver and Chromium for the calling thread. Raises BrowserUnavailable saying what went wrong."""
+def launch_chromium(playwright: Playwright) -> Browser:
+    """Chromium, launched by `playwright`'s driver with this module's flags and environment. Raises
+    BrowserUnavailable saying what went wrong."""
     if not CHROMIUM.exists():
         raise BrowserUnavailable(f"no Chromium at {CHROMIUM}: as root, `apt-get install -y chromium` (or run "
                                  "scripts/install.sh), or name another with SAFETY_SANDBOX_CHROMIUM")
+    try:
+        # Ctrl-C is the run's to handle (it finishes the episode first): the driver must not close Chromium on it.
+        return playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(LAUNCH_ARGS),
+                                          env=chromium_environment(), timeout=LAUNCH_TIMEOUT_MS,
+                                          handle_sigint=False, handle_sigterm=True, handle_sighup=True)
+    except PlaywrightError as exc:
+        raise BrowserUnavailable(f"Chromium ({CHROMIUM}) failed to start: {str(exc).splitlines()[0]}") from None
+
+
+def launch() -> WarmBrowser:
+    """A new driver and Chromium for the calling thread. Raises BrowserUnavailable saying what went wrong."""
     playwright = sync_playwright().start()
     try:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(LAUNCH_ARGS),
-                                             env=chromium_environment(), timeout=LAUNCH_TIMEOUT_MS,
-                                             handle_sigint=False, handle_sigterm=True, handle_sighup=True)
-    except PlaywrightError as exc:
+        browser = launch_chromium(playwright)
+    except BrowserUnavailable:
         with contextlib.suppress(Exception):
             playwright.stop()
-        raise BrowserUnavailable(f"Chromium ({CHROMIUM}) failed to start: {str(exc).splitlines()[0]}") from None
+        raise
     warm = WarmBrowser(playwright, browser)
     with _LOCK:
         _ALL.add(warm)
