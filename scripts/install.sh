@@ -3,6 +3,8 @@
 # system packages; without root only the Python part is done):
 #   - bubblewrap, jq, bc, python3: the local sandbox (backend=local)
 #   - docker.io, debootstrap: the project's own Docker engine and base image (backend=docker)
+#   - chromium, fonts-liberation: Debian's Chromium, driven through Playwright (backend=browser; never
+#     `playwright install`), and fonts so its screenshots show text
 #   - a virtual environment in .venv (a stock Debian's python3 is externally managed, PEP 668) holding the
 #     package, editable, with its dev extras; use it as .venv/bin/python, no activation needed
 # Idempotent: a second run reuses the venv and skips pip unless pyproject.toml changed.
@@ -26,14 +28,15 @@ apt_install() {
 }
 
 if is_root_with_apt; then
-  wanted=(bubblewrap jq bc python3 docker.io debootstrap)
+  wanted=(bubblewrap jq bc python3 docker.io debootstrap chromium fonts-liberation)
   missing=()
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 else
-  say "not root (or no apt-get): skipping system packages; backend=local needs bubblewrap, backend=docker docker.io"
+  say "not root (or no apt-get): skipping system packages; backend=local needs bubblewrap, backend=docker docker.io," \
+    "backend=browser chromium"
 fi
 
 new_enough() { "$1" -c "import sys; sys.exit(sys.version_info[:2] < (${MIN_PYTHON[0]}, ${MIN_PYTHON[1]}))" 2>/dev/null; }
