@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     before, after = figures["exec"], figures["persistent"]
     print(f"\nmedians, before (exec per command) -> after (persistent shell); {load()}")
     for name in after:
-        print(f"  {name:<58} {before[name]:8.2f} -> {after[name]:7.2f} ms   ({before[name] / after[name]:5.1f}x)")
+        ratio = f"{before[name] / after[name]:5.1f}x" if after[name] >= 0.01 else "no engine call"
+        print(f"  {name:<58} {before[name]:8.2f} -> {after[name]:7.2f} ms   ({ratio})")
     pooled, fresh = after["docker episode, warm pool (acquire+reset+release)"], \
         after["docker episode, fresh container (create..remove)"]
     print(f"  pooled episode vs a fresh container, after: {fresh / pooled:.1f}x faster")
