@@ -229,7 +229,7 @@ def test_a_signal_stops_the_run_keeps_what_finished_and_leaves_no_worker(tmp_pat
 
 @pytest.mark.slow
 @needs_official
-def test_a_killed_runner_leaves_no_worker(tmp_path: Path):
+def test_a_killed_runner_leaves_no_worker_and_resumes(tmp_path: Path):
     out = tmp_path / "run"
     proc = start_cli(*official_args(out, "agent=random", "workers=2"))
     wait_for_lines(proc, out / "trajectories.jsonl", at_least=20)
@@ -238,6 +238,14 @@ def test_a_killed_runner_leaves_no_worker(tmp_path: Path):
     proc.kill()
     proc.communicate(timeout=30)
     wait_until(lambda: not any(running(p) for p in family), 15, "a worker outlived its killed run")
+    # The killed run resumes: what it finished is kept (and stored now if the store missed it), the rest is played.
+    kept = {t.episode_id for t in read_trajectories(out / "trajectories.jsonl", strict=False) if t.finished}
+    rerun = subprocess.run([sys.executable, "-m", "envs.run", *official_args(out, "agent=random", "workers=2")],
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"{OFFICIAL_EPISODES - len(kept)} run now, {len(kept)} resumed" in " ".join(rerun.stderr.split())
+    rows = by_episode(out)
+    assert len(rows) == OFFICIAL_EPISODES and set(stored_labels(out)) == set(rows)
 
 
 # ---- a worker that dies ----------------------------------------------------------------------------------
