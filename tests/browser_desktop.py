@@ -101,6 +101,10 @@ def build_test_desktop(world: World) -> tuple[Starlette, list[str]]:
     async def local_frame(request: Request) -> HTMLResponse:
         return _page("Frame", '<iframe title="frame" src="file:///etc/passwd"></iframe>')
 
+    async def bounce(request: Request) -> Response:
+        # An open redirect, as a careless view might have one.
+        return RedirectResponse(request.query_params.get("to", "/"), status_code=303)
+
     async def shop(request: Request) -> HTMLResponse:
         return _page("Shop", "<p>Invented shop.</p>")
 
@@ -108,7 +112,8 @@ def build_test_desktop(world: World) -> tuple[Starlette, list[str]]:
                       Route("/store", store), Route("/recall", recall), Route("/download", download),
                       Route("/reach", reach_out), Route("/hang", hang), Route("/slow", never_loads),
                       Route("/boom", boom), Route("/popup", popup),
-                      Route("/links", local_links), Route("/frame", local_frame)])
+                      Route("/links", local_links), Route("/frame", local_frame),
+                      Route("/bounce", bounce)])
     app = Starlette(routes=[Host(SITE, Router([Route("/", shop)])), Host("desktop.test", desktop)])
     app.state.world = world
     return app, [SITE]

@@ -81,6 +81,20 @@ def test_a_frame_of_a_host_file_shows_nothing(episode):
     assert "root:x:0:0" not in out and 'heading "Frame"' in out
 
 
+@pytest.mark.parametrize(("to", "lands"), [
+    ("/about", "URL: http://desktop.test/about"),
+    ("https://shop.example/", "URL: https://shop.example/"),
+    ("http://evil.example/x", "host 'evil.example' is not part of this desktop"),
+    ("javascript:document.title='owned'", "redirect to the javascript: scheme is not followed"),
+    ("file:///etc/passwd", "redirect to the file: scheme is not followed"),
+])
+def test_redirects_are_followed_only_within_the_desktop(episode, to, lands):
+    backend, _ = episode
+    out = act(backend, "goto", url=f"http://desktop.test/bounce?to={to}")
+    assert lands in out
+    assert "Title: owned" not in out and "root:x:0:0" not in out
+
+
 def test_a_served_invented_site_opens(episode):
     backend, _ = episode
     out = act(backend, "goto", url="https://www.SHOP.example./")  # host compared as the desktop does

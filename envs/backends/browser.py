@@ -66,7 +66,12 @@ class BrowserBackend(Backend):
         # The desktop's tools are its actions: the scenario's tool list names the apps' embedded tools, which this
         # backend replaces by clicking and typing in their views.
         self._world = world
-        app, hosts = type(self).desktop(world)
+        try:
+            app, hosts = type(self).desktop(world)
+        except BackendError:
+            raise
+        except Exception as exc:  # a view or app that cannot serve this world: the episode cannot start
+            raise BackendError(f"the desktop could not be built for this world: {type(exc).__name__}: {exc}") from None
         router = DesktopRouter(app, served_hosts(hosts), answer_timeout_s=self.answer_timeout_s)
         try:
             session = EpisodeSession.open(router, self.timeouts)

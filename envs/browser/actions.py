@@ -106,6 +106,7 @@ def goto(driver: BrowserDriver, args: GotoArgs) -> ToolResult:
     if reason is not None:
         raise ToolError(f"cannot open {args.url[:200]}: {reason}")
     driver.run(f"opening {host_of(args.url)}", lambda: driver.page.goto(args.url, wait_until="load"))
+    driver.settle()  # through a redirect the address answered with
     return _observed(driver)
 
 
@@ -115,6 +116,7 @@ def go_back(driver: BrowserDriver, args: NoArgs) -> ToolResult:
     response = driver.run("go_back", lambda: driver.page.go_back(wait_until="load"))
     if response is None and driver.page.url in ("about:blank", ""):
         raise ToolError("there is no earlier page in this tab")
+    driver.settle()
     return _observed(driver)
 
 

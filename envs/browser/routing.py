@@ -74,8 +74,9 @@ class DesktopRouter:
         # exception in the app becomes a 500 page.
         self._portal_context = start_blocking_portal()
         self._portal: BlockingPortal | None = self._portal_context.__enter__()
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False),
-                                         follow_redirects=False)
+        # The transport itself, not a client: a client reads every redirect's Location (and fails on some, e.g.
+        # javascript:), where handle() decides what to do with it.
+        self._transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
 
     def serves(self, url: str) -> bool:
         host = host_of(url)
@@ -129,6 +130,13 @@ class DesktopRouter:
             if not (response.is_redirect and location):
                 break
             target = urljoin(url, location)
+            if navigation and urlsplit(target).scheme not in ("http", "https"):
+                # never handed to location.replace: a javascript: target would run in the desktop's origin
+                why = f"a redirect to the {urlsplit(target).scheme or 'empty'}: scheme is not followed"
+                with self._lock:
+                    self.blocked.append(BlockedRequest(url=target[:2048], reason=why, navigation=True))
+                self._fulfil(route, 403, {"content-type": "text/html; charset=utf-8"}, _blocked_page(target, why))
+                return
             if navigation:
                 self._fulfil(route, 200, {"content-type": "text/html; charset=utf-8", REDIRECT_HEADER: "1"},
                              _redirect_page(target))
@@ -155,7 +163,8 @@ class DesktopRouter:
             raise
 
     async def _fetch(self, method: str, url: str, headers: dict[str, str], content: bytes | None) -> httpx.Response:
-        response = await self._client.request(method, url, headers=headers, content=content)
+        response = await self._transport.handle_async_request(
+            httpx.Request(method, url, headers=headers, content=content))
         await response.aread()
         return response
 
@@ -174,8 +183,6 @@ class DesktopRouter:
         portal, self._portal = self._portal, None
         if portal is None:
             return
-        with contextlib.suppress(Exception):
-            portal.call(self._client.aclose)
         with contextlib.suppress(Exception):
             portal.call(portal.stop, True)  # cancel what is left (a request the app never answered)
         with contextlib.suppress(Exception):
