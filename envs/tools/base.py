@@ -5,7 +5,7 @@ schemas for agents."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -141,7 +141,7 @@ Offers = tuple[dict[str, Tool], dict[str, list[Tool]]]
 # Callers only read the cached dicts; the public functions hand out copies.
 _OFFERS: dict[tuple[object, ...], Offers] = {}
 _ELSEWHERE: dict[tuple[object, ...], dict[str, list[Tool]]] = {}
-_NAMEABLE: dict[tuple[object, ...], dict[str, Tool]] = {}
+_NAMEABLE: dict[tuple[object, ...], NameableTools] = {}
 MAX_CACHED_APP_SETS = 256
 
 
@@ -188,30 +188,54 @@ def world_tools(world: World) -> dict[str, Tool]:
     return dict(_offers(world)[0])
 
 
-def nameable_tools(worlds: Iterable[World]) -> dict[str, Tool]:
+def nameable_tools(worlds: Iterable[World]) -> Mapping[str, Tool]:
     """Every name a scenario over `worlds` may give a tool, with the tool: each name the worlds offer, and, so that a
-    tool of an app they lack is reported as such, every other tool whose name no two installed parts share."""
+    tool of an app they lack is reported as such, every other tool whose name no two installed parts share.
+    Read-only; the other parts' names (which import every installed app) are worked out only when asked for."""
     app_sets = tuple(dict.fromkeys(frozenset(world.apps()) for world in worlds))  # in order: the first world wins
     key = (app_sets, _revision())
     named = _NAMEABLE.get(key)
     if named is None:
         if len(_NAMEABLE) >= MAX_CACHED_APP_SETS:
             _NAMEABLE.clear()
-        named = _NAMEABLE[key] = _work_out_nameable(app_sets)
-    return dict(named)
-
-
-def _work_out_nameable(app_sets: tuple[frozenset[str], ...]) -> dict[str, Tool]:
-    named: dict[str, Tool] = {}
-    hosted: set[str] = set()
-    for apps in app_sets:
-        hosted |= apps
-        for name, t in _offers_for(apps)[0].items():
-            named.setdefault(name, t)
-    for name, tools in _every_tool_by_name().items():
-        if name not in named and len(tools) == 1 and tools[0].app not in hosted:
-            named[name] = tools[0]
+        named = _NAMEABLE[key] = NameableTools(app_sets)
     return named
+
+
+class NameableTools(Mapping[str, Tool]):
+    """nameable_tools' answer. A scenario that names only tools its worlds offer (most do) never needs the rest, so
+    a run over one suite does not import the apps of every other suite."""
+
+    def __init__(self, app_sets: tuple[frozenset[str], ...]) -> None:
+        self._offered: dict[str, Tool] = {}
+        self._hosted: set[str] = set()
+        for apps in app_sets:
+            self._hosted |= apps
+            for name, t in _offers_for(apps)[0].items():
+                self._offered.setdefault(name, t)
+        self._all: dict[str, Tool] | None = None
+
+    def _everything(self) -> dict[str, Tool]:
+        if self._all is None:
+            named = dict(self._offered)
+            for name, tools in _every_tool_by_name().items():
+                if name not in named and len(tools) == 1 and tools[0].app not in self._hosted:
+                    named[name] = tools[0]
+            self._all = named
+        return self._all
+
+    def __getitem__(self, name: str) -> Tool:
+        found = self._offered.get(name)
+        return found if found is not None else self._everything()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._offered or name in self._everything()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._everything())
+
+    def __len__(self) -> int:
+        return len(self._everything())
 
 
 def _every_tool_by_name() -> dict[str, list[Tool]]:
