@@ -257,6 +257,16 @@ def test_an_image_without_python_keeps_to_one_exec_per_command(engine, provider)
     provider.release(box)
 
 
+def test_no_server_where_the_agent_could_write_its_modules(provider):
+    # A root over a folder on the server's module path (python311.zip is one, missing from the image): the server
+    # refuses to start and every command is its own exec.
+    box = provider.acquire(SandboxSpec(extra_roots=("/usr/lib/python311.zip",), limits=SPEC.limits))
+    assert not box.persistent
+    box.reset({"/usr/lib/python311.zip/planted.py": FileEntry(content="raise SystemExit")})
+    assert box.exec("id -u").stdout == "1000\n"
+    provider.release(box)
+
+
 def test_an_unknown_shell_is_named(monkeypatch):
     monkeypatch.setenv("SAFETY_SANDBOX_DOCKER_SHELL", "turbo")
     with pytest.raises(SandboxUnavailable, match="SAFETY_SANDBOX_DOCKER_SHELL='turbo' is no docker shell"):

@@ -398,7 +398,14 @@ def seed(folders, files, blobs):
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     channel = Channel()
-    server = Server(json.loads(sys.argv[-1]))
+    config = json.loads(sys.argv[-1])
+    # A module the agent could write must never be imported here (a root over the server's own library folders).
+    for folder in sys.path:
+        for root in config["roots"]:
+            if folder == root or folder.startswith(root.rstrip("/") + "/"):
+                channel.send({"ready": False, "why": f"the agent's folder {root} holds the server's modules"})
+                return
+    server = Server(config)
     channel.send({"ready": True, "pid": os.getpid()})
     while True:
         try:
