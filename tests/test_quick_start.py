@@ -54,6 +54,15 @@ def test_the_probe_sees_what_the_model_backed_paths_import():
     assert "sqlalchemy" in store
 
 
+def test_loading_one_suite_imports_only_the_apps_its_worlds_host():
+    code = ("import sys\nfrom scenarios.registry import select\nselect('managerbench')\n"
+            "print(sorted(m for m in sys.modules if m.startswith('envs.apps.')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    apps = set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+    assert "envs.apps.console" in apps and not apps & {"envs.apps.mail", "envs.apps.bank", "envs.apps.web"}, apps
+
+
 def test_a_bad_store_url_is_still_refused_at_parse_time():
     from envs.config import ConfigError, parse_args
 
