@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -50,14 +51,18 @@ def metadata_folder(tree: Path, into: Path) -> Path:
     return into
 
 
-def run(tree: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
-    """Wall seconds of `python *args` in `tree`, and its stdout; a failure is printed, not hidden."""
+def run(tree: Path, env: dict[str, str], *args: str) -> tuple[float, float, str]:
+    """Wall and CPU (user + system) seconds of `python *args` in `tree`, and its stdout. CPU time counts only what the
+    command itself ran, so it reads the same on a busy machine; a failure is printed, not hidden."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, *args], cwd=tree, env=env, capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{tree}: python {' '.join(args)[:80]} exited {done.returncode}:\n{done.stderr[-1500:]}")
-    return wall, done.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout
 
 
 def measure(tree: Path, runs: int, scratch: Path) -> dict[str, list[float]]:
@@ -69,14 +74,16 @@ def measure(tree: Path, runs: int, scratch: Path) -> dict[str, list[float]]:
         figures.setdefault(name, []).append(value)
 
     for i in range(runs):
-        wall, out = run(tree, env, "-c", IMPORT_PROBE)
+        wall, cpu, out = run(tree, env, "-c", IMPORT_PROBE)
         add("import envs.run, in process (s)", float(out.strip().splitlines()[-1]))
         add("python -c 'import envs.run', wall (s)", wall)
-        wall, _ = run(tree, env, "-m", "envs.run", "scenario=managerbench", "agent=reference-good",
-                      f"out={scratch / f'run{i}'}", "progress=false")
+        add("python -c 'import envs.run', CPU (s)", cpu)
+        wall, cpu, _ = run(tree, env, "-m", "envs.run", "scenario=managerbench", "agent=reference-good",
+                           f"out={scratch / f'run{i}'}", "progress=false")
         add("envs.run scenario=managerbench agent=reference-good, wall (s)", wall)
+        add("envs.run scenario=managerbench agent=reference-good, CPU (s)", cpu)
         if os.environ.get("MANAGERBENCH_DATA"):
-            _, out = run(tree, env, "-c", OFFICIAL_PROBE)
+            _, _, out = run(tree, env, "-c", OFFICIAL_PROBE)
             official = json.loads(out.strip().splitlines()[-1])
             for key in ("load", "hash", "hash again"):
                 add(f"official set ({official['n']}): {key} (s)", official[key])
