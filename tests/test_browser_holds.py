@@ -9,6 +9,7 @@ process outlives the run, however it ends."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -287,3 +288,61 @@ def test_no_browser_process_outlives_the_run_however_it_ends():
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGKILL)
             child.stdout.close()
+
+
+def test_no_browser_outlives_a_run_of_the_runner_that_is_killed(tmp_path):
+    """`python -m envs.run ... backend=browser workers=2`, stopped by SIGTERM (stops between episodes) and by SIGKILL
+    (nothing of it runs on): its workers' browsers go with it. Both runs side by side."""
+    runs = []
+    try:
+        for stop in (signal.SIGTERM, signal.SIGKILL):
+            tag = uuid.uuid4().hex
+            child = subprocess.Popen(
+                [sys.executable, "-m", "envs.run", "scenario=osblind", "agent=reference-bad", "backend=browser",
+                 "workers=2", "limit=60", f"out={tmp_path / stop.name}"],
+                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                env={**os.environ, "SAFETY_SANDBOX_TEST_RUN": tag})
+            runs.append((stop, tag, child, set()))
+        deadline = time.monotonic() + 90
+        for stop, tag, child, family in runs:  # wait until both workers have a browser
+            while time.monotonic() < deadline and child.poll() is None:
+                family |= _tagged(tag)
+                if sum(1 for pid in family if _owned_by({pid})) >= 2:  # both workers have launched theirs
+                    break
+                time.sleep(0.2)
+            assert child.poll() is None, f"the run ended before it could be stopped ({stop.name})"
+            family |= _tagged(tag)
+            child.send_signal(stop)
+        for stop, tag, child, family in runs:
+            child.wait(timeout=60)
+            deadline = time.monotonic() + 15
+            while ((left := _tagged(tag) | _owned_by(family)) and time.monotonic() < deadline):
+                time.sleep(0.2)
+            assert left == set(), f"left behind after {stop.name}: {sorted(left)}"
+    finally:
+        for _, tag, child, family in runs:
+            for pid in {child.pid} | _tagged(tag) | _owned_by(family):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _tagged(tag: str) -> set[int]:
+    """Processes of a run (the runner, its workers, their Playwright drivers): they inherit the test's tag."""
+    return _pids_with({f"SAFETY_SANDBOX_TEST_RUN={tag}".encode()})
+
+
+def _owned_by(owners: set[int]) -> set[int]:
+    """Chromium processes launched by any of `owners` (Chromium's own environment names its owner)."""
+    return _pids_with({f"{chromium.OWNER_VARIABLE}={pid}".encode() for pid in owners})
+
+
+def _pids_with(marks: set[bytes]) -> set[int]:
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marks & set((proc / "environ").read_bytes().split(b"\0")):
+                    found.add(int(proc.name))
+            except OSError:
+                continue
+    return found
