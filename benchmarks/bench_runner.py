@@ -110,6 +110,7 @@ def measure(tree: Tree, runs: int, parts: set[str], source: Path | None) -> dict
 
     def add(name: str, value: float) -> None:
         figures.setdefault(name, []).append(value)
+        print(f"  {tree.label}: {name}: {value:.3f}", file=sys.stderr, flush=True)  # progress, while it runs
 
     for _ in range(runs):
         if "wall" in parts:
