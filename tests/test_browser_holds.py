@@ -224,6 +224,8 @@ def run(stay):
     backend, _ = start_episode()
     backend.call(ToolCall(tool="goto", args={"url": "http://desktop.test/about"}))
     print("ready", flush=True)
+    if not stay:
+        sys.stdin.readline()  # the test says when to end (after it has seen the browser running)
     while stay:
         backend.call(ToolCall(tool="goto", args={"url": "http://desktop.test/about"}))
 
@@ -267,7 +269,7 @@ def test_no_browser_process_outlives_the_run_however_it_ends():
         for how, stop in ENDINGS:
             tag = uuid.uuid4().hex
             child = subprocess.Popen([sys.executable, "-c", CHILD, how], cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, start_new_session=True,
+                                     stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
                                      env={**os.environ, "SAFETY_SANDBOX_TEST_RUN": tag})
             children.append((how, stop, tag, child))
         for how, stop, tag, child in children:
@@ -277,6 +279,9 @@ def test_no_browser_process_outlives_the_run_however_it_ends():
                 os.killpg(child.pid, stop)
             elif stop is not None:
                 child.send_signal(stop)
+            else:
+                child.stdin.write(b"end\n")
+                child.stdin.flush()
         for how, stop, tag, child in children:
             child.wait(timeout=30)
             deadline = time.monotonic() + 10
@@ -288,6 +293,7 @@ def test_no_browser_process_outlives_the_run_however_it_ends():
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGKILL)
             child.stdout.close()
+            child.stdin.close()
 
 
 def test_no_browser_outlives_a_run_of_the_runner_that_is_killed(tmp_path):
