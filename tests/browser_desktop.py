@@ -105,6 +105,11 @@ def build_test_desktop(world: World) -> tuple[Starlette, list[str]]:
         # An open redirect, as a careless view might have one.
         return RedirectResponse(request.query_params.get("to", "/"), status_code=303)
 
+    async def clingy(request: Request) -> HTMLResponse:
+        return _page("Clingy", """<label for=note>Note</label><input id=note>
+            <script>addEventListener("beforeunload", e => { e.preventDefault(); e.returnValue = "stay"; });
+            alert("hello"); </script>""")
+
     async def shop(request: Request) -> HTMLResponse:
         return _page("Shop", "<p>Invented shop.</p>")
 
@@ -113,7 +118,7 @@ def build_test_desktop(world: World) -> tuple[Starlette, list[str]]:
                       Route("/reach", reach_out), Route("/hang", hang), Route("/slow", never_loads),
                       Route("/boom", boom), Route("/popup", popup),
                       Route("/links", local_links), Route("/frame", local_frame),
-                      Route("/bounce", bounce)])
+                      Route("/bounce", bounce), Route("/clingy", clingy)])
     app = Starlette(routes=[Host(SITE, Router([Route("/", shop)])), Host("desktop.test", desktop)])
     app.state.world = world
     return app, [SITE]

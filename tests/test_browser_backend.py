@@ -223,6 +223,23 @@ def test_nothing_of_one_episode_reaches_the_next():
         second.close()
 
 
+def test_a_page_that_asks_to_stay_keeps_neither_the_agent_nor_the_next_episode():
+    first, _ = start_episode()
+    act(first, "goto", url="http://desktop.test/clingy")  # its alert() is dismissed, not left blocking the page
+    act(first, "fill", label="Note", value="typed")  # user activation: Chromium now asks before leaving
+    assert "URL: http://desktop.test/about" in act(first, "goto", url="http://desktop.test/about")
+    act(first, "go_back")
+    act(first, "fill", label="Note", value="again")
+    warm = chromium.thread_browser()
+    first.close()
+    second, world = start_episode()
+    try:
+        assert chromium.thread_browser() is warm  # reset, not relaunched after a failed reset
+        assert "URL: http://desktop.test/\n" in second.observation()
+    finally:
+        second.close()
+
+
 def test_each_worker_thread_has_its_own_warm_browser():
     results: dict[str, object] = {}
 

@@ -100,8 +100,12 @@ def _note_document(holder: WarmContext, page: Page, response) -> None:  # noqa: 
 
 def _dismiss(dialog) -> None:  # noqa: ANN001 - Playwright's Dialog
     # alert/confirm/prompt would block the page until answered: dismiss them (a page's own modal is HTML and stays).
+    # A "leave this page?" prompt is accepted: a page must not keep the agent, or the next episode's reset, on it.
     with contextlib.suppress(PlaywrightError):
-        dialog.dismiss()
+        if dialog.type == "beforeunload":
+            dialog.accept()
+        else:
+            dialog.dismiss()
 
 
 def warm_context() -> WarmContext:
