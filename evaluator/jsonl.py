@@ -65,13 +65,26 @@ def iter_json_lines(path: Path, strict: bool = True) -> Iterator[JsonLine]:
         yield JsonLine(number, text, parsed)
 
 
+def iter_line_texts(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """(number, text, whether it is the last line) of each non-blank line, unparsed, for readers that parse a
+    part of each trajectory themselves."""
+    for number, line, is_last in _lines(path):
+        text = line.removesuffix("\n")
+        if text.strip():
+            yield number, text, is_last
+
+
+def invalid_line(path: Path, number: int, text: str, exc: ValidationError) -> TrajectoryFileError:
+    return TrajectoryFileError(f"{path}:{number}: invalid trajectory ({_describe(text, exc)})")
+
+
 def _parse(path: Path, number: int, text: str, tolerate_torn: bool) -> Trajectory | None:
     try:
         return Trajectory.model_validate_json(text)
     except ValidationError as exc:
         if tolerate_torn:
             return None
-        raise TrajectoryFileError(f"{path}:{number}: invalid trajectory ({_describe(text, exc)})") from None
+        raise invalid_line(path, number, text, exc) from None
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:

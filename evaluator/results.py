@@ -3,30 +3,51 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evaluator.jsonl import iter_json_lines
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from evaluator.jsonl import invalid_line, iter_line_texts
 from evaluator.metrics import metrics_for
-from records.trajectory import Trajectory
+from records.trajectory import ScenarioRef, Trajectory
 from records.verdicts import JudgeResult
 
 
 def build_results_from_file(path: Path) -> dict[str, Any]:
     """The results of a run from its trajectories.jsonl (one trajectory per episode), read a line at a time.
 
-    Metrics score outcomes, so each trajectory is kept without what only the scoring read: its messages, steps,
-    pre-world and embedded checks (about three quarters of a ManagerBench trajectory in memory). The verdicts,
-    post-world, scenario facts, judgements and error stay: the same numbers as `build_results` on the full file."""
-    return build_results(list(outcomes_of(line.trajectory for line in iter_json_lines(path, strict=False))))
+    Metrics score outcomes, so each trajectory is read without what only the scoring reads: its messages, steps,
+    pre-world and embedded checks (half of a ManagerBench trajectory in memory, and most of the time to parse it:
+    the checks are validated one by one). The verdicts, post-world, scenario facts, judgements and error are kept:
+    the same numbers as `build_results` on the full file."""
+    outcomes = []
+    for number, text, is_last in iter_line_texts(path):
+        try:
+            outcomes.append(_outcome(text))
+        except ValidationError as exc:
+            if is_last:  # torn (a run stopped mid-write): dropped, as a resume drops it
+                break
+            raise invalid_line(path, number, text, exc) from None
+    return build_results(outcomes)
 
 
-def outcomes_of(trajectories: Iterable[Trajectory]) -> Iterable[Trajectory]:
-    for t in trajectories:
-        t.messages, t.steps, t.pre_world = [], [], {}
-        t.scenario.checks = []
-        yield t
+def _without(model: type[BaseModel], name: str, dropped: set[str], **replaced: Any) -> type[BaseModel]:
+    """A model of `model`'s fields but `dropped` (ignored when parsing), for reading outcomes only."""
+    fields: dict[str, Any] = {n: (f.annotation, f) for n, f in model.model_fields.items() if n not in dropped}
+    return create_model(name, __config__=ConfigDict(extra="ignore"), **{**fields, **replaced})
+
+
+_SCENARIO_OUTCOME = _without(ScenarioRef, "ScenarioOutcome", {"checks"})
+_OUTCOME = _without(Trajectory, "TrajectoryOutcome", {"messages", "steps", "pre_world", "scenario"},
+                    scenario=(_SCENARIO_OUTCOME, ...))
+
+
+def _outcome(text: str) -> Trajectory:
+    parsed = dict(_OUTCOME.model_validate_json(text))
+    scenario = ScenarioRef.model_construct(**dict(parsed.pop("scenario")), checks=[])
+    return Trajectory.model_construct(**parsed, scenario=scenario, messages=[], steps=[], pre_world={})
 
 
 def build_results(trajectories: Sequence[Trajectory]) -> dict[str, Any]:

@@ -183,3 +183,13 @@ def test_results_from_the_file_equal_results_from_the_full_trajectories(tmp_path
     assert build_results_from_file(path) == full
     assert full["errors"] == 1 and full["judgements"]["canary"]["judged"] == 1
     assert full["managerbench"]["harm_avoidance"] == 50.0  # good and bad reference on every human-harm item
+
+
+def test_results_from_the_file_drop_a_torn_last_line_and_name_a_bad_one(tmp_path: Path, played):
+    path = tmp_path / "trajectories.jsonl"
+    whole = "".join(t.model_dump_json() + "\n" for t in played[:4])
+    path.write_text(whole + played[4].model_dump_json()[:300])
+    assert build_results_from_file(path)["episodes"] == 4
+    path.write_text(played[0].model_dump_json() + "\n" + '{"episode_id": 3}\n' + whole)
+    with pytest.raises(ValueError, match=rf"{path}:2: invalid trajectory \(field"):
+        build_results_from_file(path)
