@@ -128,6 +128,8 @@ def open_run(config: RunConfig) -> Iterator[Callable[[Callable[[int, int], None]
     if kind == "processes" and not fork:
         start_fork_server(config)  # it imports the workers' modules while this process loads the suite
     specs = plan_episodes(config)
+    # Hashed here, before the workers fork (they inherit each scenario's kept hash, which every episode records).
+    pack = pack_hash(list({s.scenario.id: s.scenario for s in specs}.values()))
     if fork:
         AGENTS.get(config.agent)  # its module (e.g. LangChain for react) imported once, here, not in every worker
     # Forked now, while this process has one thread and no store, agent or backend client to share.
@@ -144,7 +146,7 @@ def open_run(config: RunConfig) -> Iterator[Callable[[Callable[[int, int], None]
             _check_same_run(out_dir, config)
             store = _open_store(config, out_dir)
             executor = partial(_make_executor, kind, config, agent, judges) if forked is None else lambda: forked
-            yield partial(_execute_locked, config, specs, agent, out_dir, store, executor)
+            yield partial(_execute_locked, config, specs, pack, agent, out_dir, store, executor)
     finally:
         if forked is not None:
             forked.shutdown(now=False)  # a no-op after a run; the idle workers of a run refused before it began
@@ -219,7 +221,7 @@ def _store_name(config: RunConfig, out_dir: Path) -> str:
     return f"db={config.db}" if config.db else f"the run's store in {out_dir}"
 
 
-def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, out_dir: Path,
+def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], pack: str, agent: Agent, out_dir: Path,
                     store: TrajectoryStore, make_executor: Callable[[], Executor],
                     on_progress: Callable[[int, int], None] | None) -> RunOutcome:
     traj_path = out_dir / "trajectories.jsonl"
@@ -230,8 +232,7 @@ def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], agent: Agent, o
     store.save_run(run_id, config_json)
     _store_what_the_store_missed(store, run_id, traj_path, done_ids)
     (out_dir / "config.json").write_text(json.dumps(
-        {**config.model_dump(), "pack_hash": pack_hash(list({s.scenario.id: s.scenario for s in specs}.values())),
-         "episodes_planned": len(specs)}, indent=2))
+        {**config.model_dump(), "pack_hash": pack, "episodes_planned": len(specs)}, indent=2))
 
     tally = _Tally()
     executor = make_executor()
