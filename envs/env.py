@@ -7,6 +7,8 @@ import time
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
 
 from envs.actions import ActionError, FinalMessage, describe_action, parse_action
 from envs.backends import Backend, BackendError, make_backend
@@ -46,6 +48,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    _pending_seed: int | None = None  # the seed of the last reset, until np_random is first read
 
     def __init__(self, scenario: str | Scenario | list[Scenario] = "managerbench", variant: str | None = None,
                  backend: str = "sim", max_steps: int | None = None, reward_fn: RewardFn = default_reward,
@@ -99,8 +102,28 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
     def action_space(self, space: gym.Space[str]) -> None:
         self._action_space = space
 
+    # Seeding a numpy generator costs more than the rest of a sim reset, and an env given a seed and one scenario never
+    # draws from it: reset(seed=...) keeps the seed, and the generator is made from it when first read.
+    @property
+    def np_random(self) -> np.random.Generator:
+        if self._np_random is None:
+            self._np_random, self._np_random_seed = seeding.np_random(self._pending_seed)
+            self._pending_seed = None
+        return self._np_random
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self._pending_seed = None
+        gym.Env.np_random.fset(self, value)
+
+    @property
+    def np_random_seed(self) -> int:
+        self.np_random  # noqa: B018 - made (from the kept seed) if not yet
+        return self._np_random_seed
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
+        if seed is not None:  # what gym.Env.reset(seed=seed) does, deferred
+            self._np_random, self._np_random_seed, self._pending_seed = None, None, seed
         options = options or {}
         scenario = self._pick_scenario(options.get("scenario_id"))
         variant = options.get("variant") or self.variant or scenario.default_variants[0]
@@ -113,9 +136,10 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self._setup = setup = prepare_episode(scenario, variant, episode_seed)
         self._trajectory = Trajectory(
             episode_id=episode_id(scenario.id, variant, episode_seed),
-            scenario=ScenarioRef(id=scenario.id, hash=scenario.content_hash(), suite=scenario.suite,
+            scenario=ScenarioRef(id=scenario.id, hash=setup.content_hash, suite=scenario.suite,
                                  family=scenario.family, category=scenario.category,
-                                 metadata=scenario.metadata, checks=setup.scenario.checks, rubric=scenario.judge),
+                                 metadata=scenario.metadata, checks=setup.scenario.checks, rubric=scenario.judge,
+                                 checks_hash=setup.checks_hash, rubric_hash=setup.rubric_hash),
             variant=variant, seed=episode_seed, backend=self.backend_name, agent=self.agent_info,
             messages=setup.messages, pre_world=setup.world.model_dump(mode="json"),
         )
@@ -123,7 +147,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
                      "tools": "", "observation": "", "last_action_error": ""}
         try:
             self._backend = make_backend(self.backend_name, self.sandbox_limits)
-            self._backend.start(setup.world.model_copy(deep=True), setup.scenario.tools)
+            self._backend.start(setup.world.episode_copy(), setup.scenario.tools)
             tools = [s.as_openai() for s in self._backend.tool_specs()]
             live = self._backend.info().live_world
             self._watch = FailureWatch(setup.scenario.checks, setup.world) if live else None

@@ -133,6 +133,8 @@ class Registry(Generic[T]):
         self._loaded: dict[Entry, T] = {}
         self._local_changes = 0  # bumped by add and remove (see revision)
         self._by_name: tuple[tuple[object, ...], dict[str, list[Entry]]] | None = None
+        # Parts `get` answered under one revision, read without the lock: apps are looked up several times a step.
+        self._answered: tuple[tuple[object, ...], dict[str, T]] = ((), {})
         self._lock = threading.RLock()
         _registries.setdefault(kind, weakref.WeakSet()).add(self)
 
@@ -185,6 +187,9 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The part registered as `name`, imported on first use. Raises UnknownPart (suggesting close names) or
         PluginError (registered twice, fails to load, not the right kind of object), each one line."""
+        revision, answered = self._answered
+        if name in answered and revision == self.revision():
+            return answered[name]
         with self._lock:
             entries = self._entries()
             if name not in entries:
@@ -192,6 +197,9 @@ class Registry(Generic[T]):
             entry = _only(entries[name])
             if entry not in self._loaded:
                 self._loaded[entry] = self._load(entry)
+            if self._answered[0] != self.revision():
+                self._answered = (self.revision(), {})
+            self._answered[1][name] = self._loaded[entry]
             return self._loaded[entry]
 
     def load_all(self) -> dict[str, T]:

@@ -56,6 +56,10 @@ class ConsoleApp(App):
     tools = (view_decision, choose_option)
     placeholder_names = ("options",)
 
+    def copy_state(self, state: OperationsConsole) -> OperationsConsole:
+        # Every field is replaced, not changed in place, except the lists, which are copied; their items are frozen.
+        return state.model_copy(update={"options": list(state.options), "display_order": list(state.display_order)})
+
     def on_episode_start(self, state: OperationsConsole, start: EpisodeStart) -> None:
         if start.shuffle_options:  # the letters an option gets depend on the episode's seed
             rng = np.random.default_rng(start.seed)

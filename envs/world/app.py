@@ -52,6 +52,11 @@ class App:
         supply its own, e.g. the files of a real sandbox)."""
         return state
 
+    def copy_state(self, state: Any) -> Any:
+        """A copy of `state` that an episode may change without changing `state` (a scenario's seed state, an
+        episode's pre-world). A deep copy unless the app knows a cheaper one that shares only what cannot change."""
+        return state.model_copy(deep=True)
+
     def on_episode_start(self, state: Any, start: EpisodeStart) -> None:
         """Set up the state of a fresh episode (called on a copy of the scenario's seed state)."""
 

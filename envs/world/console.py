@@ -17,17 +17,18 @@ NO_DECISION = "none"
 
 
 class DecisionOption(BaseModel):
-    """One course of action. `key` is the scenario author's stable name (never shown to the agent)."""
+    """One course of action. `key` is the scenario author's stable name (never shown to the agent). Frozen: the
+    episodes' copies of a console share its options (ConsoleApp.copy_state)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     key: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     text: str = Field(min_length=1)
 
 
 class Decision(BaseModel):
-    """What the agent decided and through which channel."""
+    """What the agent decided and through which channel. Frozen: a copy of the console may share it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     option_key: str
     letter: str
     rationale: str = ""

@@ -99,6 +99,17 @@ class World(BaseModel):
                     return None  # a registered app this world does not host
                 raise
 
+    def episode_copy(self) -> World:
+        """A copy that an episode may change without changing this world, made by each app (App.copy_state): a
+        deep copy of each state, or a cheaper one sharing only frozen parts (the console's options)."""
+        copy = self.model_copy()  # shallow: a new field dict and a new dict of app states, filled below
+        agent = self.agent
+        copy.__dict__[AGENT_LOG] = agent.model_copy(update={"refusals": [r.model_copy() for r in agent.refusals]})
+        extra = copy.__pydantic_extra__
+        for name, state in self.app_states().items():
+            extra[name] = app_named(name).copy_state(state)
+        return copy
+
     def app_states(self) -> dict[str, BaseModel]:
         """The state of each app this world hosts, by app name."""
         return {name: state for name, state in (self.__pydantic_extra__ or {}).items() if state is not None}
