@@ -1,17 +1,28 @@
 """Print the sim backend's overhead: reset time, step time, episodes/s (scripted and LangGraph+offline).
 
-    python -m benchmarks.bench_env [--episodes N]
+    python -m benchmarks.bench_env [--episodes N] [--before DIR ...] [--rounds N]
 
-Figures are wall-clock on this machine; compare them with an LLM call (hundreds of ms to seconds).
+Figures are wall-clock on this machine; compare them with an LLM call (hundreds of ms to seconds). With --before, the
+env's core figures (reset, step, the tool's own share of a step, memory per env) are also measured in other checkouts
+(e.g. /tmp/before8) and this one, in fresh interpreters taking turns, each with its own entry points: medians of the
+rounds, in CPU time (steadier than wall time on a busy machine) and wall time, with the load average.
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 from agents.registry import make_agent
+from benchmarks.bench_startup import HERE, metadata_folder
 from benchmarks.timing import describe, timed
 from envs.cli_args import OneLineArgumentParser, positive_int
 from envs.config import RunConfig
@@ -25,7 +36,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = OneLineArgumentParser(prog="python -m benchmarks.bench_env",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=positive_int, default=300)
+    parser.add_argument("--before", type=Path, action="append", default=[],
+                        help="another checkout to compare (repeatable)")
+    parser.add_argument("--rounds", type=positive_int, default=5, help="fresh interpreters per tree (with --before)")
     args = parser.parse_args(argv)
+    for tree in args.before:
+        if not (tree / "envs" / "env.py").is_file():
+            parser.error(f"--before {tree}: not a checkout of this project (no envs/env.py)")
+    if args.before:
+        compare_trees([*args.before, HERE], args.rounds)
     scenarios = select("managerbench")
     env = SafetyEnv(scenarios)
     one = SafetyEnv(scenarios[0])
@@ -73,6 +92,80 @@ def memory_per_env(scenarios: list, count: int = 100) -> tuple[float, float]:
     finally:
         tracemalloc.stop()
     return built / count, after_reset / count
+
+
+# Run in each tree with only the API every version has. CPU and wall time per call: the median of batches of 50.
+CORE_PROBE = """
+import gc, json, statistics, sys, time, tracemalloc
+from envs.env import SafetyEnv
+from scenarios.registry import select
+
+def per_call(fn, calls=1500, batch=50):
+    cpu, wall = [], []
+    for _ in range(calls // batch):
+        c, w = time.process_time(), time.perf_counter()
+        for _ in range(batch):
+            fn()
+        cpu.append((time.process_time() - c) / batch)
+        wall.append((time.perf_counter() - w) / batch)
+    return statistics.median(cpu) * 1e6, statistics.median(wall) * 1e6
+
+scenarios = select("managerbench")
+one, many = SafetyEnv(scenarios[0]), SafetyEnv(scenarios)
+seeds = iter(range(10**9))
+for env in (one, many):
+    for _ in range(200):
+        env.reset(seed=next(seeds))
+out = {"reset, one-scenario env (as the runner)": per_call(lambda: one.reset(seed=next(seeds))),
+       "reset, env over the suite": per_call(lambda: many.reset(seed=next(seeds)))}
+one.reset(seed=0)
+one.max_steps = 10**6
+view = '{"tool": "view_decision", "args": {}}'
+out["step, view_decision"] = per_call(lambda: one.step(view), 3000)
+tool, console = one._backend._tools["view_decision"], one.world.console
+out["  of which the tool itself (view_decision)"] = per_call(lambda: tool.fn(console, None), 3000)
+out["step, malformed action"] = per_call(lambda: one.step("{not json"), 3000)
+SafetyEnv(scenarios).reset(seed=0)
+gc.collect()
+tracemalloc.start()
+start = tracemalloc.get_traced_memory()[0]
+envs = [SafetyEnv(scenarios) for _ in range(100)]
+gc.collect()
+built = (tracemalloc.get_traced_memory()[0] - start) / 100
+for seed, env in enumerate(envs):
+    env.reset(seed=seed)
+gc.collect()
+after = (tracemalloc.get_traced_memory()[0] - start) / 100
+out["memory per env, built (KB)"] = (built / 1024, None)
+out["memory per env, after a reset (KB)"] = (after / 1024, None)
+print(json.dumps(out))
+"""
+
+
+def compare_trees(trees: list[Path], rounds: int) -> None:
+    """The core figures of each tree, fresh interpreters taking turns (so load changes reach every tree alike)."""
+    names = {tree: "this tree" if tree == HERE else str(tree) for tree in trees}
+    print(f"load: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min), {os.cpu_count()} CPUs; medians of "
+          f"{rounds} fresh interpreters per tree; times in us per call: CPU (wall)")
+    samples: dict[Path, list[dict[str, list[float | None]]]] = {tree: [] for tree in trees}
+    with tempfile.TemporaryDirectory(prefix="bench-env-") as scratch:
+        environs = {tree: {**os.environ, "PYTHONPATH": str(metadata_folder(tree, Path(scratch) / f"meta{i}"))}
+                    for i, tree in enumerate(trees)}
+        for _ in range(rounds):
+            for tree in trees:
+                done = subprocess.run([sys.executable, "-c", CORE_PROBE], cwd=tree, env=environs[tree],
+                                      capture_output=True, text=True, timeout=900)
+                if done.returncode != 0:
+                    raise SystemExit(f"{tree}: the probe exited {done.returncode}:\n{done.stderr[-1500:]}")
+                samples[tree].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for figure in samples[HERE][0]:
+        print(figure)
+        for tree in trees:
+            cpu = statistics.median(s[figure][0] for s in samples[tree])
+            walls = [s[figure][1] for s in samples[tree] if s[figure][1] is not None]
+            wall = f" ({statistics.median(walls):8.1f})" if walls else ""
+            print(f"    {names[tree]:<24} {cpu:8.1f}{wall}")
+    print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

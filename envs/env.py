@@ -10,12 +10,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import seeding
 
-from envs.actions import ActionError, FinalMessage, describe_action, parse_action
+from envs.actions import ActionError, FinalMessage, ToolCall, describe_action, parse_action
 from envs.backends import Backend, BackendError, make_backend
 from envs.episode import EpisodeSetup, prepare_episode
 from envs.reward import RewardFn, default_reward
 from envs.sandbox.base import SandboxLimits
-from envs.spaces import action_space, clip_json, clip_text, observation_space, shown_text
+from envs.spaces import MAX_TEXT, action_space, clip_json, clip_text, observation_space, shown_text
 from envs.tools import ToolError
 from envs.world.app import begin_action
 from records.evaluate import FailureWatch, evaluate
@@ -23,6 +23,15 @@ from records.trace import StepRecord
 from records.trajectory import AgentInfo, EpisodeError, ScenarioRef, Trajectory, episode_id
 from scenarios.registry import SourceOptions, select
 from scenarios.schema import Scenario
+
+
+def _recorded_action(raw: Any, parsed: ToolCall | FinalMessage) -> dict[str, Any]:
+    """What a trajectory stores of a parsed action: clipped to MAX_TEXT characters of text in all. JSON text no longer
+    than that holds no more characters of strings (escapes only lengthen it), so it is stored as parsed, unclipped."""
+    dumped = parsed.model_dump()
+    if type(raw) is str and len(raw) <= MAX_TEXT:
+        return dumped
+    return clip_json(dumped)
 
 
 class EpisodeFailed(BackendError):
@@ -162,38 +171,38 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         if self._done or self._backend is None or self._trajectory is None:
             raise RuntimeError("the episode is over; call reset() first")
         started = time.perf_counter()
-        # The trajectory keeps what the agent sees, no more: clipped texts (each notes how much was cut).
-        record = StepRecord(index=len(self._trajectory.steps), raw_action=describe_action(action))
+        # The trajectory keeps what the agent sees, no more: clipped texts (each notes how much was cut). Its record
+        # is built once its fields are known, without validation: each is made here with its type.
+        steps = self._trajectory.steps
+        fields: dict[str, Any] = {"index": len(steps), "raw_action": describe_action(action), "action": None}
         output, error, ends = "", None, False
         try:
             parsed = parse_action(action)
-            record.action = clip_json(parsed.model_dump())
+            fields["action"] = _recorded_action(action, parsed)
             if isinstance(parsed, FinalMessage):
                 self._backend.final_message(parsed.message)
                 output, ends = "Final message received.", True
             else:
                 if self._watch is not None:  # apps acting on a schedule (a pop-up due from action N)
-                    begin_action(self._backend.world(), len(self._trajectory.steps) + 1)
+                    begin_action(self._backend.world(), len(steps) + 1)
                 result = self._backend.call(parsed)
                 output, ends = result.output, result.ends_episode
         except (ActionError, ToolError) as exc:
             error = str(exc)
         except BackendError as exc:
-            record.error = shown_text(f"backend failure: {exc}")
-            record.duration_s = time.perf_counter() - started
-            return self._fail(str(exc), record)
-        record.observation = shown_text(output)
-        record.error = shown_text(error) if error is not None else None
-        record.ends_episode = ends
-        record.duration_s = time.perf_counter() - started
-        self._trajectory.steps.append(record)
+            return self._fail(str(exc), StepRecord.model_construct(
+                **fields, error=shown_text(f"backend failure: {exc}"), duration_s=time.perf_counter() - started))
+        record = StepRecord.model_construct(**fields, observation=shown_text(output), ends_episode=ends,
+                                            error=shown_text(error) if error is not None else None,
+                                            duration_s=time.perf_counter() - started)
+        steps.append(record)
         try:
             if self._watch is not None:
-                self._watch.after_step(self._backend.world(), self._trajectory.steps)
+                self._watch.after_step(self._backend.world(), steps)
         except BackendError as exc:  # as for the final read-back below
             return self._fail(f"could not read the world back to score it: {exc}")
         terminated = ends
-        truncated = not terminated and len(self._trajectory.steps) >= self._step_limit()
+        truncated = not terminated and len(steps) >= self._step_limit()
         self._obs.update(observation=record.observation, last_action_error=record.error or "")
         if not (terminated or truncated):
             return dict(self._obs), 0.0, False, False, self._info()

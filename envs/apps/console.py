@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, Field
 
+from envs.apps.seeded_order import permutation
 from envs.spaces import MAX_TEXT
 from envs.tools.base import ToolError, ToolResult, tool
 from envs.world.app import App, EpisodeStart
@@ -61,9 +61,9 @@ class ConsoleApp(App):
         return state.model_copy(update={"options": list(state.options), "display_order": list(state.display_order)})
 
     def on_episode_start(self, state: OperationsConsole, start: EpisodeStart) -> None:
-        if start.shuffle_options:  # the letters an option gets depend on the episode's seed
-            rng = np.random.default_rng(start.seed)
-            state.display_order = [state.display_order[i] for i in rng.permutation(len(state.display_order))]
+        if start.shuffle_options:  # the letters an option gets depend on the episode's seed (numpy's order)
+            order = state.display_order
+            state.display_order = [order[i] for i in permutation(start.seed, len(order))]
 
     def placeholders(self, state: OperationsConsole) -> Mapping[str, str]:
         return {"options": state.render_options()}

@@ -1,0 +1,89 @@
+"""The order `numpy.random.default_rng(seed).permutation(n)` gives, computed in plain Python.
+
+Recorded episodes name their option letters by this order, so it must stay numpy's exactly (tests compare the two over
+many seeds and sizes); numpy itself costs more to seed than the rest of a console episode's start. The steps are
+numpy's: SeedSequence's entropy pool, PCG64 (XSL-RR) seeded from it, and a Fisher-Yates shuffle drawing bounded
+integers by masked rejection, 32 bits at a time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+_M32 = 0xFFFF_FFFF
+_M64 = 0xFFFF_FFFF_FFFF_FFFF
+_M128 = (1 << 128) - 1
+# SeedSequence's constants (a pool of four 32-bit words)
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_MULT_L, _MIX_MULT_R, _XSHIFT, _POOL_SIZE = 0xCA01F9DD, 0x4973F715, 16, 4
+_PCG_MULT = (2549297995355413924 << 64) | 4865540595714422341
+
+
+@lru_cache(maxsize=4096)  # runs reuse their seeds across scenarios
+def permutation(seed: int, n: int) -> tuple[int, ...]:
+    """`tuple(numpy.random.default_rng(seed).permutation(n))` for a seed >= 0."""
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    order = list(range(n))
+    if n < 2:
+        return tuple(order)
+    state, inc = _pcg64_seeded(_seed_words(seed))
+    half = None  # the upper 32 bits of the last 64-bit output, not yet used (numpy's next_uint32)
+    for i in range(n - 1, 0, -1):  # Fisher-Yates; j uniform in [0, i] by masked rejection (numpy's random_interval)
+        mask = (1 << i.bit_length()) - 1
+        while True:
+            if i > _M32 or half is None:
+                state = (state * _PCG_MULT + inc) & _M128
+                xored, rot = ((state >> 64) ^ state) & _M64, state >> 122
+                value = ((xored >> rot) | (xored << (64 - rot))) & _M64
+                if i <= _M32:
+                    half, value = value >> 32, value & _M32
+            else:
+                value, half = half, None
+            j = value & mask
+            if j <= i:
+                break
+        order[i], order[j] = order[j], order[i]
+    return tuple(order)
+
+
+def _seed_words(seed: int) -> tuple[int, int, int, int]:
+    """SeedSequence(seed).generate_state(4, uint64)."""
+    entropy = [seed & _M32]
+    while seed := seed >> 32:
+        entropy.append(seed & _M32)
+    hash_const = _INIT_A
+    # The pool's words, then the entropy past the pool (mixed into every pool word in turn)
+    mixed = [*entropy[:_POOL_SIZE], *[0] * (_POOL_SIZE - len(entropy)), *entropy[_POOL_SIZE:]]
+    pool = []
+    for word in mixed[:_POOL_SIZE]:
+        word ^= hash_const
+        hash_const = (hash_const * _MULT_A) & _M32
+        word = (word * hash_const) & _M32
+        pool.append(word ^ (word >> _XSHIFT))
+    sources = [(src, None) for src in range(_POOL_SIZE)] + [(None, word) for word in mixed[_POOL_SIZE:]]
+    for src, extra in sources:
+        for dst in range(_POOL_SIZE):
+            if src == dst:
+                continue
+            word = pool[src] if src is not None else extra
+            word ^= hash_const
+            hash_const = (hash_const * _MULT_A) & _M32
+            word = (word * hash_const) & _M32
+            word ^= word >> _XSHIFT
+            result = (_MIX_MULT_L * pool[dst] - _MIX_MULT_R * word) & _M32
+            pool[dst] = result ^ (result >> _XSHIFT)
+    halves, hash_const = [], _INIT_B
+    for k in range(8):
+        word = pool[k % _POOL_SIZE] ^ hash_const
+        hash_const = (hash_const * _MULT_B) & _M32
+        word = (word * hash_const) & _M32
+        halves.append(word ^ (word >> _XSHIFT))
+    return tuple(halves[k] | halves[k + 1] << 32 for k in range(0, 8, 2))  # type: ignore[return-value]
+
+
+def _pcg64_seeded(words: tuple[int, int, int, int]) -> tuple[int, int]:
+    """PCG64's state and increment after numpy's seeding (pcg_setseq_128_srandom_r)."""
+    init_state, init_seq = (words[0] << 64) | words[1], (words[2] << 64) | words[3]
+    inc = ((init_seq << 1) | 1) & _M128
+    return ((inc + init_state) * _PCG_MULT + inc) & _M128, inc  # state 0 stepped, plus init_state, stepped
