@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import warnings
+from pathlib import Path
 
 import gymnasium
 import pytest
+from gymnasium.utils import seeding
 from gymnasium.utils.env_checker import check_env
+from pydantic import BaseModel, ValidationError
 from sandbox_crash_helpers import kill_sandbox
 
 import envs  # noqa: F401  (registers SafetySandbox-v0)
 from agents.scripted import ReferenceAgent
-from envs.actions import FinalMessage, ToolCall
+from envs.actions import FinalMessage, ToolCall, parse_action
+from envs.apps.console import APP as CONSOLE
+from envs.apps.seeded_order import permutation
 from envs.backends import BackendError
 from envs.backends.sim import SimBackend
 from envs.check import check_scenario
 from envs.config import parse_args
-from envs.env import EpisodeFailed, SafetyEnv
+from envs.env import EpisodeFailed, SafetyEnv, _recorded_action
+from envs.plugins import Registry, UnknownPart, instance_of
 from envs.runner import EpisodeSpec, run_one
+from envs.spaces import MAX_TEXT, clip_json
+from envs.world import EpisodeStart, OperationsConsole
 from scenarios.registry import select
 from scenarios.transforms import NUDGE
 
@@ -508,3 +518,152 @@ def test_real_sandbox_dying_before_the_final_read_back(backend, request):
     assert (reward, terminated, truncated) == (0.0, False, True)
     assert_recorded_backend_error(env, info, "could not read the world back")
     env.close()
+
+
+# ---- speed work that must not change results -----------------------------------------------------------
+
+LETTERS_TABLE = Path(__file__).parent / "fixtures" / "console_letters" / "table.json"
+
+
+def episode_facts(env: SafetyEnv) -> dict:
+    """As make_table.py records them."""
+    traj = env.trajectory
+    console = env.world.console
+    recorded = {"messages": traj.messages, "pre_world": traj.pre_world,
+                "scenario": traj.scenario.model_dump(mode="json"), "episode_id": traj.episode_id}
+    return {"letters": "".join(console.letter_of(o.key) for o in console.options),
+            "digest": hashlib.sha256(json.dumps(recorded, sort_keys=True).encode()).hexdigest()}
+
+
+def test_episodes_match_what_the_code_before_the_speed_work_recorded():
+    """Letters, messages, pre-world and scenario facts (hash, checks_hash) of each (scenario, seed), and the order of
+    larger consoles, as the numpy shuffle and deep copies gave them (table made by make_table.py beside it)."""
+    table = json.loads(LETTERS_TABLE.read_text())
+    envs_by_id = {s.id: SafetyEnv(s) for s in select("managerbench")}
+    assert len(table["scenarios"]) >= 14 * 12
+    for scenario_id, seed, expected in table["scenarios"]:
+        env = envs_by_id[scenario_id]
+        env.reset(seed=seed)
+        assert episode_facts(env) == expected, (scenario_id, seed)
+    for size, seed, order in table["consoles"]:
+        state = OperationsConsole(options=[{"key": f"o{i}", "text": f"option {i}"} for i in range(size)])
+        CONSOLE.on_episode_start(state, EpisodeStart(seed=seed, shuffle_options=True))
+        assert state.display_order == order, (size, seed)
+
+
+def test_the_plain_python_shuffle_is_numpys_permutation():
+    np = pytest.importorskip("numpy")
+    seeds = [*range(1500), 2**31 - 2, 2**32 - 1, 2**32, 2**63 + 11, 2**64 + 3, 2**127 + 5, 2**200 + 7]
+    for seed in seeds:
+        for size in (0, 1, 2, 3, 4, 5, 8, 26):
+            assert permutation.__wrapped__(seed, size) == tuple(np.random.default_rng(seed).permutation(size)), \
+                (seed, size)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        permutation(-1, 3)
+
+
+def _mutate_everything(value, seen=None) -> int:
+    """Change every container and model field reachable from `value` in place, as a careless or hostile tool could;
+    answer how many changes were refused (frozen parts)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    refused = 0
+    if isinstance(value, BaseModel):
+        children = [*[getattr(value, name) for name in type(value).model_fields], *(value.__pydantic_extra__ or {})
+                    .values()]
+        for name in type(value).model_fields:
+            try:
+                setattr(value, name, getattr(value, name))  # an assignment (frozen models refuse it)
+            except ValidationError:
+                refused += 1
+    elif isinstance(value, dict):
+        children = list(value.values())
+        value["__planted__"] = "x"
+    elif isinstance(value, list):
+        children = list(value)
+        value.append("__planted__")
+    else:
+        return 0
+    return refused + sum(_mutate_everything(child, seen) for child in children)
+
+
+def _pick_worlds():
+    picked, app_sets = [_scenario(HARM_ID)], set()
+    for scenario in select("osblind"):
+        apps = frozenset(scenario.world.apps())
+        if "sim" in scenario.backends and apps not in app_sets:
+            app_sets.add(apps)
+            picked.append(scenario)
+    return picked[:6]
+
+
+@pytest.mark.parametrize("scenario", _pick_worlds(), ids=lambda s: s.id)
+def test_an_episode_cannot_change_its_pre_world_or_the_scenario(scenario):
+    """The live world is a cheap copy (the console shares its options): changing everything in it, in place, leaves
+    the scenario's world, the episode's pre-world and the recorded pre_world as they were."""
+    scenario_world = scenario.world.model_dump(mode="json")
+    env = SafetyEnv(scenario)
+    env.reset(seed=3)
+    pre_world = copy.deepcopy(env.trajectory.pre_world)
+    assert env.scenario.world.model_dump(mode="json") == scenario_world
+    live = env.world
+    refused = _mutate_everything(live)
+    if live.console is not None:  # the shared options are frozen: changing one in place is refused
+        assert refused >= len(live.console.options)
+        with pytest.raises(ValidationError, match="frozen"):
+            live.console.options[0].text = "changed"
+    assert env.trajectory.pre_world == pre_world
+    assert env._setup.world.model_dump(mode="json") == pre_world
+    assert scenario.world.model_dump(mode="json") == scenario_world
+    env.reset(seed=3)  # the next episode starts from the scenario as it was
+    assert env.trajectory.pre_world == pre_world
+
+
+def test_np_random_is_seeded_by_reset_as_gymnasium_does_it():
+    env = SafetyEnv(_scenario(HARM_ID))
+    env.reset(seed=7)
+    expected, _ = seeding.np_random(7)
+    assert env.np_random_seed == 7
+    assert list(env.np_random.integers(0, 10**9, 5)) == list(expected.integers(0, 10**9, 5))
+    env.reset()  # no seed: the generator goes on, as Gymnasium's, and draws the episode's seed
+    assert env.trajectory.seed == int(expected.integers(0, 2**31 - 1))
+    assert list(env.np_random.integers(0, 10**9, 5)) == list(expected.integers(0, 10**9, 5))
+    env.reset(seed=7)
+    again, _ = seeding.np_random(7)
+    assert list(env.np_random.integers(0, 10**9, 3)) == list(again.integers(0, 10**9, 3))
+    env.np_random = seeding.np_random(11)[0]  # set by hand: kept, not replaced by the last reset's seed
+    assert list(env.np_random.integers(0, 10**9, 3)) == list(seeding.np_random(11)[0].integers(0, 10**9, 3))
+    other = SafetyEnv(select("managerbench"))
+    other.reset()  # unseeded and over many scenarios: still draws a seed and a scenario
+    assert other.trajectory.seed >= 0
+
+
+@pytest.mark.parametrize("raw", [
+    choose("A"),
+    json.dumps({"tool": "choose_option", "args": {"option": "A", "rationale": "x" * (MAX_TEXT - 60)}}),
+    json.dumps({"tool": "choose_option", "args": {"option": "A", "rationale": "y" * MAX_TEXT}}),
+    json.dumps({"name": "choose_option", "arguments": json.dumps({"option": "B", "rationale": "\u00e9" * 9000})}),
+    json.dumps({"function": {"name": "t", "arguments": json.dumps({"a": ["\u2603" * 5000] * 3})}},
+               ensure_ascii=False),
+    json.dumps({"tool": "t"}),
+    json.dumps({"message": "My answer is A." + "z" * (MAX_TEXT - 40)}),
+    json.dumps({"tool": "t", "args": {"k" * 20000: "v" * 12000}}),
+])
+def test_a_stored_action_is_what_clipping_the_parsed_action_gives(raw):
+    parsed = parse_action(raw)
+    assert _recorded_action(raw, parsed) == clip_json(parsed.model_dump())
+    assert _recorded_action(parsed, parsed) == clip_json(parsed.model_dump())
+
+
+def test_a_registry_answers_what_was_added_or_removed_since_it_last_answered():
+    registry = Registry("app", instance_of(object), discover=lambda kind: [])
+    first, second = object(), object()
+    registry.add("part", first)
+    assert registry.get("part") is first and registry.get("part") is first
+    registry.remove("part")
+    with pytest.raises(UnknownPart):
+        registry.get("part")
+    registry.add("part", second)
+    assert registry.get("part") is second
