@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -273,3 +275,15 @@ def test_backend_is_registered_under_its_name():
     assert backend_class("browser").__name__ == "BrowserBackend"
     assert backend_info("browser").serves_desktop and backend_info("browser").live_world
     assert issubclass(FixtureDesktopBackend, backend_class("browser"))
+
+
+def test_an_episode_never_closed_does_not_hold_up_the_exit():
+    """A user who forgets env.close(): the process still ends (the router's loop thread is a daemon with nothing to
+    unwind), and closes its browser on the way out."""
+    code = ("import sys; sys.path.insert(0, 'tests'); from browser_desktop import start_episode; "
+            "from envs.actions import ToolCall; b, _ = start_episode(); "
+            "b.call(ToolCall(tool='goto', args={'url': 'http://desktop.test/about'})); "
+            "[start_episode() for _ in range(3)]; print('ok')")  # and three more, dropped unclosed
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

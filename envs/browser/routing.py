@@ -4,6 +4,7 @@ is blocked: a navigation gets a page saying so, anything else is aborted. Each b
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import html
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Route
 from starlette.types import ASGIApp
@@ -69,11 +69,12 @@ class DesktopRouter:
     def __post_init__(self) -> None:
         self.hosts = frozenset(normal_host(h) for h in self.hosts)
         self._lock = threading.Lock()
-        # The app runs on an event loop of the episode's own thread (a blocking portal), so a request can be given
-        # up after a timeout while the browser's thread goes on. Redirects come back to us (see handle); an
-        # exception in the app becomes a 500 page.
-        self._portal_context = start_blocking_portal()
-        self._portal: BlockingPortal | None = self._portal_context.__enter__()
+        # The app runs on an event loop in a thread of the episode's own, so a request can be given up after a
+        # timeout while the browser's thread goes on. A daemon thread, with no context manager to unwind: a router
+        # that is never closed cannot hold up the interpreter's exit. An exception in the app becomes a 500 page.
+        self._loop: asyncio.AbstractEventLoop | None = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="desktop-router", daemon=True)
+        self._thread.start()
         # The transport itself, not a client: a client reads every redirect's Location (and fails on some, e.g.
         # javascript:), where handle() decides what to do with it.
         self._transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
@@ -153,13 +154,14 @@ class DesktopRouter:
     def _ask(self, method: str, url: str, host: str, headers: dict[str, str], content: bytes | None
              ) -> httpx.Response:
         headers = {**headers, "host": host}
-        if self._portal is None:
+        loop = self._loop
+        if loop is None:
             raise RuntimeError("the episode is over")
-        future = self._portal.start_task_soon(self._fetch, method, url, headers, content)
+        future = asyncio.run_coroutine_threadsafe(self._fetch(method, url, headers, content), loop)
         try:
             return future.result(timeout=self.answer_timeout_s)
         except concurrent.futures.TimeoutError:
-            future.cancel()  # cancels the request's task on the portal's loop
+            future.cancel()  # cancels the request's task on the router's loop
             raise
 
     async def _fetch(self, method: str, url: str, headers: dict[str, str], content: bytes | None) -> httpx.Response:
@@ -180,13 +182,19 @@ class DesktopRouter:
 
     def close(self) -> None:
         """Stop answering: requests still running in the app are cancelled. Safe to call twice."""
-        portal, self._portal = self._portal, None
-        if portal is None:
+        loop, self._loop = self._loop, None
+        if loop is None:
             return
-        with contextlib.suppress(Exception):
-            portal.call(portal.stop, True)  # cancel what is left (a request the app never answered)
-        with contextlib.suppress(Exception):
-            self._portal_context.__exit__(None, None, None)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            return  # a view stuck in blocking code holds the loop: leave the daemon thread to the process's end
+        pending = asyncio.all_tasks(loop)  # requests the app never answered
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
 
 
 def _canonical(url: str) -> tuple[str, str]:
