@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     run_reused()  # warm up
     reused = run_reused()
 
+    routers: list[DesktopRouter] = []
+
     # --- reset: a new context per episode ---
     browser = chromium.thread_browser().browser
     contexts = []
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
                 context.route("**/*", router.handle)
                 holder["page"] = context.new_page()
                 contexts.append(context)
+                routers.append(router)
 
             samples += timed(reset, 1)
             holder["page"].goto("http://desktop.test/about")
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
                     holder.pop("browser").close()
                 browser = chromium.launch_chromium(chromium.thread_browser().playwright)
                 context = browser.new_context(accept_downloads=False, service_workers="block")
-                context.route("**/*", new_router().handle)
+                routers.append(router := new_router())
+                context.route("**/*", router.handle)
                 holder["browser"], holder["page"] = browser, context.new_page()
 
             samples += timed(reset, 1)
@@ -160,8 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"observation: {len(observation)} characters of text ({observation.count('[ref=')} refs) on the desktop's "
           f"home; screenshot {len(png)} bytes PNG ({shot.output.split(',')[0]})")
     backend.close()
-    for session in sessions:
-        session.router.close()
+    for router in routers + [session.router for session in sessions]:
+        router.close()
 
 
 def _restart(backend: BrowserBackend, world: World) -> None:
