@@ -172,7 +172,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             raise RuntimeError("the episode is over; call reset() first")
         started = time.perf_counter()
         # The trajectory keeps what the agent sees, no more: clipped texts (each notes how much was cut). Its record
-        # is built once its fields are known, without validation: each is made here with its type.
+        # is built once, when its fields are known (validating them at once costs less than assigning them one by one).
         steps = self._trajectory.steps
         fields: dict[str, Any] = {"index": len(steps), "raw_action": describe_action(action), "action": None}
         output, error, ends = "", None, False
@@ -190,11 +190,11 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         except (ActionError, ToolError) as exc:
             error = str(exc)
         except BackendError as exc:
-            return self._fail(str(exc), StepRecord.model_construct(
+            return self._fail(str(exc), StepRecord(
                 **fields, error=shown_text(f"backend failure: {exc}"), duration_s=time.perf_counter() - started))
-        record = StepRecord.model_construct(**fields, observation=shown_text(output), ends_episode=ends,
-                                            error=shown_text(error) if error is not None else None,
-                                            duration_s=time.perf_counter() - started)
+        record = StepRecord(**fields, observation=shown_text(output), ends_episode=ends,
+                            error=shown_text(error) if error is not None else None,
+                            duration_s=time.perf_counter() - started)
         steps.append(record)
         try:
             if self._watch is not None:
