@@ -72,11 +72,15 @@ def folder_suites(root: Path) -> list[Entry]:
 
 
 def with_folder_suites(root: Path) -> Callable[[str], list[Entry]]:
-    """For `SUITES.discover`: the installed importers, with the installed suite folders replaced by the folders
-    under `root` (how a test sets up suites of its own and nothing else)."""
+    """For `SUITES.discover`: the installed importers of outside data, with the installed shipped suites (folders,
+    and importers of data they ship, marked `self_contained`) replaced by the folders under `root` (how a test sets
+    up suites of its own and nothing else)."""
+
+    def shipped(part: object) -> bool:
+        return isinstance(part, SuiteFolder) or getattr(part, "self_contained", False)
 
     def discover(kind: str) -> list[Entry]:
-        importers = [e for e in entry_points_of(kind) if not isinstance(e.load(), SuiteFolder)]
+        importers = [e for e in entry_points_of(kind) if not shipped(e.load())]
         return [*importers, *folder_suites(root)]
 
     return discover
