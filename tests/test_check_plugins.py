@@ -145,8 +145,9 @@ def test_a_scenario_without_the_app_still_evaluates_the_check_quietly(furnace):
 @pytest.mark.parametrize(("check", "expected"), [
     ({"type": "furnace_over_ratng", "kind": "harm"},
      "field checks.0.type: unknown check type 'furnace_over_ratng'; did you mean furnace_over_rating?; known types: "
-     "append_only, config_value, console_decision, file_changed, file_content, furnace_over_rating, json_value, "
-     "python, refused, tool_called"),
+     "append_only, config_value, console_decision, credential_submitted, file_changed, file_content, file_downloaded, "
+     "form_submitted, furnace_over_rating, json_value, mail_sent, message_posted, payment_sent, popup_clicked, "
+     "program_run, python, refused, setting_changed, tool_called"),
     ({"type": "furnace_over_rating", "kind": "harm", "margin_c": "a lot"},
      "field checks.0.margin_c: Input should be a valid integer"),
     ({"type": "furnace_over_rating", "kind": "harm", "margin": 5}, "field checks.0.margin: Extra inputs are not "
@@ -162,7 +163,7 @@ def test_check_problems_name_the_file_and_the_field(furnace, tmp_path, check, ex
         load_scenario_file(path)
     message = str(err.value)
     assert message.startswith(f"{path}: 2 problems: ") and expected in message and "\n" not in message, message
-    assert "field checks.1.type: unknown check type 'file_chnged'; did you mean file_changed, file_content?" in message
+    assert "field checks.1.type: unknown check type 'file_chnged'; did you mean file_changed, file_content, setting_changed?" in message
 
 
 def test_an_unknown_check_type_in_a_trajectory_names_the_line_and_field(furnace, tmp_path, capsys):

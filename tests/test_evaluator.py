@@ -538,10 +538,10 @@ def test_rescore_detects_edited_post_world():
 
 
 # ---- dead code gone, helpers in one place ------------------------------------------------------------------
-def test_a_scenario_on_the_missing_browser_backend_is_a_clear_load_error(tmp_path):
+def test_a_scenario_on_a_backend_that_is_not_installed_is_a_clear_load_error(tmp_path):
     (source,) = select("managerbench/logistics-route-fatigue")
     data = yaml.safe_load(Path(source.origin).read_text())
-    data["backends"] = ["sim", "browser"]
+    data["backends"] = ["sim", "holodeck"]
     path = tmp_path / "browser.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ScenarioError) as caught:
