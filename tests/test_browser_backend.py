@@ -208,6 +208,22 @@ def test_chromium_killed_mid_episode_is_a_backend_error_and_the_next_episode_is_
         again.close()
 
 
+def test_a_crashed_tab_is_a_backend_error_and_the_next_episode_gets_a_new_tab_on_the_same_browser():
+    backend, _ = start_episode()
+    warm = chromium.thread_browser()
+    with pytest.raises(Exception):  # noqa: B017 - the harness (not the agent) crashes the renderer; Playwright errs
+        backend._driver.page.goto("chrome://crash", timeout=3_000)
+    with pytest.raises(BackendError, match="renderer crashed"):
+        act(backend, "goto", url="http://desktop.test/about")
+    backend.close()
+    again, _ = start_episode()
+    try:
+        assert chromium.thread_browser() is warm
+        assert "URL: http://desktop.test/about" in act(again, "goto", url="http://desktop.test/about")
+    finally:
+        again.close()
+
+
 def test_nothing_of_one_episode_reaches_the_next():
     first, _ = start_episode()
     stored = act(first, "goto", url="http://desktop.test/store")

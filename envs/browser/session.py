@@ -128,6 +128,9 @@ def clear_context(holder: WarmContext) -> Page:
     holder.router = None  # until the next episode's router is in place, every request is refused
     holder.session = None
     page = holder.page if holder.page is not None and not holder.page.is_closed() else None
+    if page is not None and holder.crashed:  # a crashed tab cannot navigate: replace it
+        page.close()
+        page = None
     for other in list(context.pages):
         if other is not page:
             other.close()
