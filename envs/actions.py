@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from envs.plain_json import fits
 from envs.spaces import SURROGATE, clip_json, clip_text, shown_text
 from envs.world.validation_messages import describe_problems
 
@@ -51,7 +52,10 @@ ACTION_FORMAT = ('an action is JSON: {"tool": "<name>", "args": {...}} or {"mess
 
 def parse_action(raw: Any) -> Action:
     """The action `raw` stands for; ActionError, saying what is wrong, for anything else."""
-    tree = _plain(_to_tree(raw), "action")
+    tree = _to_tree(raw)
+    if not (type(raw) is str and fits(tree, max_items=MAX_ACTION_ITEMS, max_depth=MAX_ACTION_DEPTH,
+                                      max_chars=MAX_ACTION_CHARS, int_bits=MAX_INT_BITS)):  # else: fresh and plain
+        tree = _plain(tree, "action")
     if not isinstance(tree, dict):
         raise ActionError(f"action must be a JSON object, got {_json_type(tree)}; {ACTION_FORMAT}")
     tree = _normalise_openai_style(tree)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import random
 import warnings
 from pathlib import Path
 
@@ -17,7 +18,17 @@ from sandbox_crash_helpers import kill_sandbox
 
 import envs  # noqa: F401  (registers SafetySandbox-v0)
 from agents.scripted import ReferenceAgent
-from envs.actions import FinalMessage, ToolCall, parse_action
+from envs.actions import (
+    MAX_ACTION_CHARS,
+    MAX_ACTION_DEPTH,
+    MAX_ACTION_ITEMS,
+    MAX_INT_BITS,
+    ActionError,
+    FinalMessage,
+    ToolCall,
+    _plain,
+    parse_action,
+)
 from envs.apps.console import APP as CONSOLE
 from envs.apps.seeded_order import permutation
 from envs.backends import BackendError
@@ -25,6 +36,7 @@ from envs.backends.sim import SimBackend
 from envs.check import check_scenario
 from envs.config import parse_args
 from envs.env import EpisodeFailed, SafetyEnv, _recorded_action
+from envs.plain_json import fits
 from envs.plugins import Registry, UnknownPart, instance_of
 from envs.runner import EpisodeSpec, run_one
 from envs.spaces import MAX_TEXT, clip_json
@@ -667,3 +679,65 @@ def test_a_registry_answers_what_was_added_or_removed_since_it_last_answered():
         registry.get("part")
     registry.add("part", second)
     assert registry.get("part") is second
+
+
+def _bounded_trees():
+    """JSON texts at and around every bound an action has, and random ones."""
+    rng = random.Random(8)
+    budget = [0]
+    texts = [json.dumps(t) for t in (
+        {"tool": "t", "args": {"n": 2**63 - 1}}, {"tool": "t", "args": {"n": 2**63}}, {"n": -(2**63)},
+        {"n": -(2**63) + 1}, {"x": 1.5, "y": None, "z": True, "w": [False, 0, "", {}]},
+        {"a": "\ud800"}, {"\udc00": 1}, {"a": "\U0001f600"}, [1, 2], "text", 3, None,
+        {"k": list(range(254))}, {"k": list(range(255))}, {"k": list(range(256))},
+        {f"k{i}": i for i in range(127)}, {f"k{i}": i for i in range(128)},
+        {"a": "x" * MAX_ACTION_CHARS}, {"a": "x" * (MAX_ACTION_CHARS - 1)}, {"ab": "x" * (MAX_ACTION_CHARS - 2)},
+    )] + ['{"n": 1e400}', '{"n": -1e400}', '{"n": 1' + "0" * 30 + "}"]
+    for depth in (30, 31, 32, 33):
+        texts.append("[" * depth + "]" * depth)
+        texts.append('{"a":' * depth + "1" + "}" * depth)
+
+    def tree(depth: int):
+        roll = rng.random()
+        budget[0] -= 1
+        if depth > 34 or roll < 0.35 or budget[0] < 0:
+            return rng.choice([0, -1, 2**62, 2**63, -(2**63), 1.25, True, None, "s", "\ud834", "é" * rng.randrange(5)])
+        if roll < 0.7:
+            return [tree(depth + 1) for _ in range(rng.randrange(0, 40))]
+        return {rng.choice(["a", "b", "\udfff", "k" * rng.randrange(3)]) + str(i): tree(depth + 1)
+                for i in range(rng.randrange(0, 30))}
+
+    for _ in range(600):
+        budget = [rng.choice([100, 300, 600])]  # nodes left to make: the trees straddle the item bound
+        texts.append(json.dumps(tree(rng.randrange(0, 30))))
+    return texts
+
+
+def test_the_quick_bounds_check_never_passes_what_the_full_check_refuses():
+    """parse_action skips the copying check for decoded JSON text that `fits`: it must never pass a tree the full
+    check refuses, and what it passes must be what the full check gives."""
+    passed = refused = 0
+    for text in _bounded_trees():
+        tree = json.loads(text)
+        quick = fits(tree, max_items=MAX_ACTION_ITEMS, max_depth=MAX_ACTION_DEPTH, max_chars=MAX_ACTION_CHARS,
+                     int_bits=MAX_INT_BITS)
+        try:
+            full = _plain(tree, "action")
+        except ActionError:
+            assert not quick, text[:200]
+            refused += 1
+            continue
+        if quick:
+            assert full == tree and json.dumps(full) == json.dumps(tree)  # same values, same key order
+            passed += 1
+    assert passed > 50 and refused > 50  # both sides of every bound were tried
+
+
+def test_actions_past_a_bound_get_the_same_errors_as_before():
+    for text, message in [('{"tool": "t", "args": {"n": 9223372036854775808}}', "integer out of range"),
+                          ('{"tool": "t", "args": {"n": 1e400}}', "inf is not a JSON number"),
+                          ('{"tool": "t", "args": {"s": "\\ud800"}}', "lone surrogate"),
+                          (json.dumps({"tool": "t", "args": {"k": list(range(300))}}), "more than 256 values"),
+                          ('{"tool": "t", "args": ' + "[" * 40 + "]" * 40 + "}", "nested too deeply")]:
+        with pytest.raises(ActionError, match=message):
+            parse_action(text)
