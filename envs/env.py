@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -157,14 +156,14 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         try:
             self._backend = make_backend(self.backend_name, self.sandbox_limits)
             self._backend.start(setup.world.episode_copy(), setup.scenario.tools)
-            tools = [s.as_openai() for s in self._backend.tool_specs()]
+            tools = self._backend.tools_text()
             live = self._backend.info().live_world
             self._watch = FailureWatch(setup.scenario.checks, setup.world) if live else None
         except BackendError as exc:
             self.record_error("backend", str(exc))
             raise EpisodeFailed(f"backend {self.backend_name} failed to start: {exc}", self._info()) from exc
         self._done = False
-        self._obs["tools"] = clip_text(json.dumps(tools, ensure_ascii=False))
+        self._obs["tools"] = clip_text(tools)
         return dict(self._obs), self._info()
 
     def step(self, action: Any):

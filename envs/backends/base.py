@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -41,6 +42,10 @@ class Backend(ABC):
     @abstractmethod
     def tool_specs(self) -> list[ToolSpec]:
         """The tools offered in this episode."""
+
+    def tools_text(self) -> str:
+        """The tools offered, as the JSON text of their OpenAI-style specs (what an observation shows)."""
+        return json.dumps([s.as_openai() for s in self.tool_specs()], ensure_ascii=False)
 
     @abstractmethod
     def call(self, call: ToolCall) -> ToolResult:

@@ -35,6 +35,16 @@ class SimBackend(Backend):
         world = self._require_world()
         return [t.spec(tool_target(t, world, self._surfaces)) for t in self._tools.values()]
 
+    def tools_text(self) -> str:
+        # Each tool's text is kept unless its schema follows the episode (the console's letters): no schema is parsed
+        # or dumped again per episode. A subclass that offers other specs gets the text of those.
+        if type(self).tool_specs is not SimBackend.tool_specs:
+            return super().tools_text()
+        world = self._require_world()
+        texts = [t.spec_text(tool_target(t, world, self._surfaces) if t.refine_schema is not None else None)
+                 for t in self._tools.values()]
+        return f"[{', '.join(texts)}]"
+
     def _tool(self, name: str) -> Tool:
         tool = self._tools.get(name)
         if tool is None:

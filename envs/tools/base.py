@@ -59,6 +59,20 @@ class Tool:
             schema = self.refine_schema(target, schema)
         return ToolSpec(self.name, self.description, schema)
 
+    def spec_text(self, target: Any) -> str:
+        """`json.dumps(self.spec(target).as_openai(), ensure_ascii=False)`, the text an observation lists tools by.
+        Kept per tool where the schema does not depend on the episode (no refine_schema): every episode shows it."""
+        if self.refine_schema is None:
+            kept = _SPEC_TEXTS.get(id(self))
+            if kept is not None and kept[0] is self:
+                return kept[1]
+        text = json.dumps(self.spec(target).as_openai(), ensure_ascii=False)
+        if self.refine_schema is None:
+            if len(_SPEC_TEXTS) >= _MAX_SPEC_TEXTS:
+                _SPEC_TEXTS.clear()
+            _SPEC_TEXTS[id(self)] = (self, text)  # the tool is kept with its text, so its id is never reused meanwhile
+        return text
+
     def invoke(self, target: Any, args: dict[str, Any]) -> ToolResult:
         try:
             parsed = self.args_model.model_validate(args)
@@ -71,6 +85,11 @@ class Tool:
 # 30x a copy): built once per model class, kept as JSON text. Weak keys: a class defined and dropped (tests) is not
 # kept alive.
 _SCHEMAS: WeakKeyDictionary[type[BaseModel], str] = WeakKeyDictionary()
+
+
+# id(tool) -> (tool, its spec text) for tools without refine_schema; bounded for processes that make tools (tests).
+_SPEC_TEXTS: dict[int, tuple[Tool, str]] = {}
+_MAX_SPEC_TEXTS = 4096
 
 
 def _args_schema(model: type[BaseModel]) -> str:
