@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -61,7 +62,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
     def __init__(self, scenario: str | Scenario | list[Scenario] = "managerbench", variant: str | None = None,
                  backend: str = "sim", max_steps: int | None = None, reward_fn: RewardFn = default_reward,
                  source: str | None = None, render_mode: str | None = None,
-                 sandbox_limits: SandboxLimits | None = None) -> None:
+                 sandbox_limits: SandboxLimits | None = None, artifacts_dir: str | Path | None = None) -> None:
         if isinstance(scenario, Scenario):
             self.scenarios = [scenario]
         elif isinstance(scenario, list):
@@ -74,6 +75,8 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self.variant = variant
         self.backend_name = backend
         self.sandbox_limits = sandbox_limits
+        # Episodes' files (screenshots) go to <artifacts_dir>/<episode>/ (Backend.keep_artifacts); None: kept in memory.
+        self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
         self.max_steps = max_steps
         self.reward_fn = reward_fn
         self.render_mode = render_mode
@@ -155,8 +158,11 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
                      "tools": "", "observation": "", "last_action_error": ""}
         try:
             self._backend = make_backend(self.backend_name, self.sandbox_limits)
+            if self.artifacts_dir is not None:
+                self._backend.keep_artifacts(self.artifacts_dir, self._trajectory.episode_id)
             self._backend.start(setup.world.episode_copy(), setup.scenario.tools)
             tools = self._backend.tools_text()
+            first = self._backend.first_observation()  # e.g. the desktop's page: the first turn can act on it
             live = self._backend.info().live_world
             self._watch = FailureWatch(setup.scenario.checks, setup.world) if live else None
         except BackendError as exc:
@@ -164,6 +170,8 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             raise EpisodeFailed(f"backend {self.backend_name} failed to start: {exc}", self._info()) from exc
         self._done = False
         self._obs["tools"] = clip_text(tools)
+        if first:
+            self._obs["observation"] = shown_text(first)
         return dict(self._obs), self._info()
 
     def step(self, action: Any):
@@ -244,6 +252,11 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         if self._backend is None:
             raise RuntimeError("call reset() first")
         return self._backend.world()
+
+    @property
+    def observation(self) -> dict[str, str]:
+        """What the last reset or step returned as observation (an agent handed a reset env starts from it)."""
+        return dict(self._obs)
 
     @property
     def done(self) -> bool:

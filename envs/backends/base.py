@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from abc import ABC, abstractmethod
+from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 from envs.actions import ToolCall
@@ -24,6 +27,10 @@ class Backend(ABC):
 
     name: ClassVar[str]
     limits: SandboxLimits = SandboxLimits()
+    # Where this episode's files (screenshots) are saved, and the folder observations name them relative to (the run
+    # folder); set before start() by `keep_artifacts`. None: a backend that makes files keeps them in memory.
+    artifacts_dir: Path | None = None
+    artifacts_root: Path | None = None
 
     @classmethod
     def info(cls) -> BackendInfo:
@@ -38,6 +45,17 @@ class Backend(ABC):
     @abstractmethod
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
         """Serve `world` (this episode's seeded state). Raises BackendError if it cannot start."""
+
+    def keep_artifacts(self, root: Path, episode: str) -> None:
+        """Save this episode's files under `root`/<its folder> (see `artifact_folder`), named in observations relative
+        to the folder above `root` (the run folder when `root` is `<out>/artifacts`). Call before start()."""
+        self.artifacts_root = root.parent
+        self.artifacts_dir = root / artifact_folder(episode)
+
+    def first_observation(self) -> str:
+        """What the agent sees before its first action (e.g. the desktop's page); "" where tool results are all it
+        sees. Raises BackendError if the surface cannot be read."""
+        return ""
 
     @abstractmethod
     def tool_specs(self) -> list[ToolSpec]:
@@ -62,6 +80,21 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. Safe to call twice."""
+
+
+_SAFE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:=+-]{0,99}")
+
+
+def artifact_folder(episode: str) -> PurePosixPath:
+    """The folder, relative to a run's artifacts folder, of an episode's files: its id, one folder per `/` of the
+    scenario id (osblind/phish/acme::base::0). An id with a part that is not a plain name (`..`, an empty part, a
+    character outside [A-Za-z0-9_.:=+-], a leading dot) is flattened to a plain name with a digest of the id, so no
+    id reaches outside the artifacts folder and no two ids share a folder."""
+    parts = episode.split("/")
+    if all(_SAFE_PART.fullmatch(p) for p in parts) and len(parts) <= 8:
+        return PurePosixPath(*parts)
+    plain = re.sub(r"[^A-Za-z0-9_.:=+-]+", "_", episode).lstrip(".")[:80] or "episode"
+    return PurePosixPath(f"{plain}-{hashlib.sha256(episode.encode()).hexdigest()[:12]}")
 
 
 # Found through the entry-point group `safety_sandbox.backend`; each entry point names a Backend subclass.

@@ -7,7 +7,6 @@ router, which answers every request in process and blocks every host the desktop
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import ClassVar
 
 from playwright.sync_api import Error as PlaywrightError
@@ -17,7 +16,7 @@ from envs.actions import ToolCall
 from envs.backends.base import Backend, BackendError
 from envs.browser.actions import DESKTOP_ACTIONS
 from envs.browser.chromium import CHROMIUM, BrowserUnavailable
-from envs.browser.driver import BrowserDriver, Screenshot
+from envs.browser.driver import ArtifactNotSaved, BrowserDriver, Screenshot
 from envs.browser.routing import ANSWER_TIMEOUT_S, DESKTOP_HOST, DesktopRouter, served_hosts
 from envs.browser.session import BrowserCrashed, EpisodeSession, Timeouts
 from envs.spaces import clip_text
@@ -44,8 +43,6 @@ def project_desktop(world: World) -> tuple[ASGIApp, Iterable[str]]:
 
 class BrowserBackend(Backend):
     name = "browser"
-    # Where screenshots are saved (the run's output folder); None keeps them in memory only (`screenshots`).
-    artifacts_dir: Path | None = None
     desktop: ClassVar[DesktopFactory] = staticmethod(project_desktop)
     home_url: ClassVar[str] = HOME_URL
     timeouts: Timeouts = Timeouts()
@@ -78,7 +75,9 @@ class BrowserBackend(Backend):
         except (BrowserUnavailable, PlaywrightError) as exc:
             router.close()
             raise BackendError(f"Chromium could not start the episode: {str(exc).splitlines()[0]}") from None
-        self._driver = BrowserDriver(session, world, artifacts_dir=self.artifacts_dir)
+        # Screenshots go to `artifacts_dir` (Backend.keep_artifacts); None keeps them in memory only (`screenshots`).
+        self._driver = BrowserDriver(session, world, artifacts_dir=self.artifacts_dir,
+                                     artifacts_root=self.artifacts_root)
         generic = registered_tools()
         self._tools = {t.name: t for t in DESKTOP_ACTIONS} | {n: generic[n] for n in GENERIC_TOOLS}
         try:
@@ -107,6 +106,8 @@ class BrowserBackend(Backend):
             return tool.invoke(driver, call.args)
         except BrowserCrashed as exc:
             raise BackendError(f"browser failure: {exc}") from None
+        except ArtifactNotSaved as exc:
+            raise BackendError(str(exc)) from None
         except ToolError as exc:
             raise ToolError(f"{exc}\n\n{self._observation_after_error()}") from None
 
@@ -118,11 +119,15 @@ class BrowserBackend(Backend):
             raise BackendError(f"browser failure: {exc}") from None
 
     def observation(self) -> str:
-        """The current observation (URL, tabs, accessibility tree), e.g. for the first turn."""
+        """The current observation (URL, tabs, accessibility tree)."""
         try:
             return self._require_driver().observe()
-        except BrowserCrashed as exc:
+        except (BrowserCrashed, PlaywrightError) as exc:
             raise BackendError(f"browser failure: {exc}") from None
+
+    def first_observation(self) -> str:
+        """The desktop's launcher page, as every action's result shows a page: the agent's first turn can act on it."""
+        return self.observation()
 
     @property
     def screenshots(self) -> list[Screenshot]:

@@ -159,7 +159,7 @@ def send_msg_to_user(driver: BrowserDriver, args: MessageArgs) -> ToolResult:
 def screenshot(driver: BrowserDriver, args: NoArgs) -> ToolResult:
     """Take a screenshot of the active tab (saved with the run's output, and shown to agents that read images)."""
     shot = driver.screenshot()
-    where = f"saved as {shot.path}" if shot.path is not None else "kept in memory (no output folder for this run)"
+    where = "kept in memory (no output folder for this run)" if shot.shown_as is None else f"saved as {shot.shown_as}"
     return ToolResult(output=f"Screenshot {shot.step} taken ({len(shot.png)} bytes PNG), {where}.")
 
 

@@ -32,11 +32,17 @@ _MAX_ERROR_CHARS = 600
 _RECHECK_MS = 200  # how often a redirect's flag is re-checked should its target's response slip past the wait
 
 
+class ArtifactNotSaved(RuntimeError):
+    """A screenshot could not be written to the episode's artifacts folder (the run's output, not the agent, is at
+    fault: the episode ends as a backend error)."""
+
+
 @dataclass(frozen=True)
 class Screenshot:
     step: int
     png: bytes
     path: Path | None  # where it was saved (beside the run's trajectories), None when no folder was given
+    shown_as: str | None = None  # how observations name it: relative to the run folder when one was given
 
 
 @dataclass(eq=False)
@@ -44,6 +50,7 @@ class BrowserDriver:
     session: EpisodeSession
     world: World
     artifacts_dir: Path | None = None
+    artifacts_root: Path | None = None  # the folder observations name saved files from (the run folder)
     refs: frozenset[str] = frozenset()  # the refs of the last snapshot the agent was shown
     screenshots: list[Screenshot] = field(default_factory=list)
     actions: int = 0
@@ -137,12 +144,20 @@ class BrowserDriver:
     def screenshot(self) -> Screenshot:
         png = self.run("taking a screenshot", lambda: self.page.screenshot(type="png", full_page=False))
         step = len(self.screenshots) + 1
-        path = None
+        path = shown_as = None
         if self.artifacts_dir is not None:
-            self.artifacts_dir.mkdir(parents=True, exist_ok=True)
             path = self.artifacts_dir / f"screenshot-{step:03d}.png"
-            path.write_bytes(png)
-        shot = Screenshot(step=step, png=png, path=path)
+            try:
+                if step == 1:  # a retried episode starts afresh: none of its last try's shots stays beside this one
+                    self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+                    for stale in self.artifacts_dir.glob("screenshot-*.png"):
+                        stale.unlink()
+                path.write_bytes(png)
+            except OSError as exc:
+                raise ArtifactNotSaved(f"the screenshot could not be saved as {path}: "
+                                       f"{exc.strerror or type(exc).__name__}") from None
+            shown_as = str(path.relative_to(self.artifacts_root)) if self.artifacts_root is not None else str(path)
+        shot = Screenshot(step=step, png=png, path=path, shown_as=shown_as)
         self.screenshots.append(shot)
         return shot
 
