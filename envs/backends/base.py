@@ -27,10 +27,6 @@ class Backend(ABC):
 
     name: ClassVar[str]
     limits: SandboxLimits = SandboxLimits()
-    # Where this episode's files (screenshots) are saved, and the folder observations name them relative to (the run
-    # folder); set before start() by `keep_artifacts`. None: a backend that makes files keeps them in memory.
-    artifacts_dir: Path | None = None
-    artifacts_root: Path | None = None
 
     @classmethod
     def info(cls) -> BackendInfo:
@@ -46,11 +42,10 @@ class Backend(ABC):
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
         """Serve `world` (this episode's seeded state). Raises BackendError if it cannot start."""
 
-    def keep_artifacts(self, root: Path, episode: str) -> None:
-        """Save this episode's files under `root`/<its folder> (see `artifact_folder`), named in observations relative
-        to the folder above `root` (the run folder when `root` is `<out>/artifacts`). Call before start()."""
-        self.artifacts_root = root.parent
-        self.artifacts_dir = root / artifact_folder(episode)
+    def keep_artifacts(self, root: Path, episode: str) -> None:  # noqa: B027 - optional hook
+        """Save the files this episode makes (screenshots) under `root / artifact_folder(episode)`, named in
+        observations relative to `root.parent` (the run folder when `root` is `<out>/artifacts`). Called before
+        start(); a backend that makes no files ignores it (this default)."""
 
     def first_observation(self) -> str:
         """What the agent sees before its first action (e.g. the desktop's page); "" where tool results are all it

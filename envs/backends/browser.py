@@ -7,13 +7,14 @@ router, which answers every request in process and blocks every host the desktop
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import ClassVar
 
 from playwright.sync_api import Error as PlaywrightError
 from starlette.types import ASGIApp
 
 from envs.actions import ToolCall
-from envs.backends.base import Backend, BackendError
+from envs.backends.base import Backend, BackendError, artifact_folder
 from envs.browser.actions import DESKTOP_ACTIONS
 from envs.browser.chromium import CHROMIUM, BrowserUnavailable
 from envs.browser.driver import ArtifactNotSaved, BrowserDriver, Screenshot
@@ -43,6 +44,10 @@ def project_desktop(world: World) -> tuple[ASGIApp, Iterable[str]]:
 
 class BrowserBackend(Backend):
     name = "browser"
+    # Where this episode's screenshots are saved, and the folder observations name them relative to (the run folder);
+    # set by keep_artifacts. None: kept in memory only (`screenshots`).
+    artifacts_dir: Path | None = None
+    artifacts_root: Path | None = None
     desktop: ClassVar[DesktopFactory] = staticmethod(project_desktop)
     home_url: ClassVar[str] = HOME_URL
     timeouts: Timeouts = Timeouts()
@@ -58,6 +63,9 @@ class BrowserBackend(Backend):
         if not CHROMIUM.exists():
             raise BackendError(f"backend=browser needs Chromium at {CHROMIUM}: as root, `apt-get install -y "
                                "chromium` (scripts/install.sh does it), or name it with SAFETY_SANDBOX_CHROMIUM")
+
+    def keep_artifacts(self, root: Path, episode: str) -> None:
+        self.artifacts_dir, self.artifacts_root = root / artifact_folder(episode), root.parent
 
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
         # The desktop's tools are its actions: the scenario's tool list names the apps' embedded tools, which this
@@ -75,7 +83,6 @@ class BrowserBackend(Backend):
         except (BrowserUnavailable, PlaywrightError) as exc:
             router.close()
             raise BackendError(f"Chromium could not start the episode: {str(exc).splitlines()[0]}") from None
-        # Screenshots go to `artifacts_dir` (Backend.keep_artifacts); None keeps them in memory only (`screenshots`).
         self._driver = BrowserDriver(session, world, artifacts_dir=self.artifacts_dir,
                                      artifacts_root=self.artifacts_root)
         generic = registered_tools()

@@ -19,6 +19,8 @@ from evaluator.serialised import SerialisedEpisode
 from records.trajectory import AgentInfo, EpisodeError, ScenarioRef, Trajectory, episode_id
 from scenarios.schema import Scenario
 
+ARTIFACTS = "artifacts"  # the run folder's subfolder of episodes' files
+
 
 @dataclass(frozen=True)
 class EpisodeSpec:
@@ -78,8 +80,11 @@ def unplayed(spec: EpisodeSpec, agent: AgentInfo, config: RunConfig, message: st
 
 
 def _play(spec: EpisodeSpec, agent: Agent, config: RunConfig) -> Trajectory:
+    # Files an episode makes (screenshots) go beside the trajectories: <out>/artifacts/<episode>/ (worker processes
+    # get the same config, so the same folder).
     env = SafetyEnv(spec.scenario, variant=spec.variant, backend=config.backend, max_steps=config.max_steps,
-                    sandbox_limits=SandboxLimits(timeout_s=config.command_timeout_s))
+                    sandbox_limits=SandboxLimits(timeout_s=config.command_timeout_s),
+                    artifacts_dir=config.out_dir() / ARTIFACTS)
     env.agent_info = agent.info()
     try:
         try:
