@@ -7,7 +7,7 @@ from envs.backends.base import Backend, BackendError
 from envs.spaces import clip_text
 from envs.tools import Tool, ToolError, ToolResult, ToolSpec, tool_target, tools_for
 from envs.world import World
-from envs.world.app import observation_notes
+from envs.world.app import APPS, observation_notes
 
 
 class SimBackend(Backend):
@@ -20,10 +20,14 @@ class SimBackend(Backend):
         # What an app's tools act on where this backend supplies it (shell backends: the sandbox's files); other
         # apps' tools act on the app's own surface over its state.
         self._surfaces: dict[str, object] = {}
+        # app -> (its state, the surface over it, the registry revision): a step finds its tool's target without
+        # listing the world's apps or asking the registry, and a state replaced in the world is looked up afresh.
+        self._targets: dict[str, tuple[object, object, object]] = {}
 
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
         self._world = world
         self._surfaces = {}
+        self._targets = {}
         self._tools = {t.name: t for t in tools_for(world, allowed_tools, shell=self.has_shell)}
 
     def _require_world(self) -> World:
@@ -54,10 +58,22 @@ class SimBackend(Backend):
     def call(self, call: ToolCall) -> ToolResult:
         tool = self._tool(call.tool)
         world = self._require_world()
-        result = tool.invoke(tool_target(tool, world, self._surfaces), call.args)
+        result = tool.invoke(self._target(tool, world), call.args)
         if not result.ends_episode and (notes := observation_notes(world)):  # what a screen would show (a pop-up)
             return result.model_copy(update={"output": "\n\n".join([result.output, *notes])})
         return result
+
+    def _target(self, tool: Tool, world: World) -> object:
+        """tool_target(tool, world, self._surfaces), kept per app while its state object and the registry stay."""
+        if tool.app is None or tool.app in self._surfaces:
+            return tool_target(tool, world, self._surfaces)
+        state, revision = (world.__pydantic_extra__ or {}).get(tool.app), APPS.revision()
+        kept = self._targets.get(tool.app)
+        if kept is not None and kept[0] is state and kept[2] == revision:
+            return kept[1]
+        target = tool_target(tool, world, self._surfaces)
+        self._targets[tool.app] = (state, target, revision)
+        return target
 
     def final_message(self, text: str) -> None:
         world = self._require_world()
