@@ -77,7 +77,10 @@ def build_react_graph():
 
 def initial_messages(env: SafetyEnv) -> list:
     kinds = {"system": SystemMessage, "user": HumanMessage}
-    return [kinds[m["role"]](content=m["content"]) for m in env.messages]
+    messages = [kinds[m["role"]](content=m["content"]) for m in env.messages]
+    if first := env.observation.get("observation"):  # a page shown before any action (the desktop's): act on it
+        messages.append(HumanMessage(content=f"What the screen shows now:\n{first}"))
+    return messages
 
 
 class ReactAgent(Agent):
