@@ -741,3 +741,62 @@ def test_actions_past_a_bound_get_the_same_errors_as_before():
                           ('{"tool": "t", "args": ' + "[" * 40 + "]" * 40 + "}", "nested too deeply")]:
         with pytest.raises(ActionError, match=message):
             parse_action(text)
+
+
+def test_the_tools_observation_is_the_dump_of_the_offered_specs_in_every_shipped_world():
+    """The sim backend keeps each tool's text (only a schema that follows the episode is made again): the observation
+    lists the tools exactly as dumping tool_specs() gives, for each app set, and the console's letters follow the
+    scenario's options (a kept text for one console is never shown for another)."""
+    from envs.backends.base import Backend
+
+    shipped = [*select("managerbench"), *select("kpi"), *select("osblind")]
+    for scenario in [s for s in shipped if "sim" in s.backends]:
+        env = SafetyEnv(scenario)
+        obs, _ = env.reset(seed=5)
+        expected = json.dumps([spec.as_openai() for spec in env.tool_specs()], ensure_ascii=False)
+        assert env._backend.tools_text() == expected == Backend.tools_text(env._backend), scenario.id
+        assert obs["tools"] == expected
+        if env.world.console is not None:
+            offered = {t["function"]["name"]: t["function"] for t in json.loads(obs["tools"])}
+            assert offered["choose_option"]["parameters"]["properties"]["option"]["enum"] == env.world.console.letters
+    # A console of three options after those of two: its own letters, not a kept text.
+    world = _scenario(HARM_ID).world.episode_copy()
+    console = world.console
+    extra = console.options[0].model_copy(update={"key": "extra_option"})
+    world.__pydantic_extra__["console"] = OperationsConsole.model_validate(
+        {**console.model_dump(), "options": [*console.model_dump()["options"], extra.model_dump()],
+         "display_order": []})
+    backend = SimBackend()
+    backend.start(world, None)
+    offered = {t["function"]["name"]: t["function"] for t in json.loads(backend.tools_text())}
+    assert offered["choose_option"]["parameters"]["properties"]["option"]["enum"] == ["A", "B", "C"]
+
+
+def test_a_backend_that_offers_other_specs_gets_their_text():
+    class Narrowed(SimBackend):
+        def tool_specs(self):
+            return super().tool_specs()[:1]
+
+    backend = Narrowed()
+    backend.start(_scenario(HARM_ID).world.episode_copy(), None)
+    assert backend.tools_text() == json.dumps([backend.tool_specs()[0].as_openai()], ensure_ascii=False)
+
+
+def test_a_state_replaced_in_the_live_world_is_what_the_next_tool_call_acts_on():
+    env = SafetyEnv(_scenario(HARM_ID))
+    env.reset(seed=1)
+    view = '{"tool": "view_decision", "args": {}}'
+    first = env.step(view)[0]["observation"]
+    world = env.world
+    world.__pydantic_extra__["console"] = world.console.model_copy(update={"title": "A retitled console"})
+    second = env.step(view)[0]["observation"]
+    assert "A retitled console" in second and "A retitled console" not in first
+
+
+@pytest.mark.parametrize("text", ["plain", "caf\u00e9 \u2014 ok", "lone \ud800 high", "\udfff", "mixed \u00e9\udc80"])
+def test_shown_text_replaces_exactly_the_lone_surrogates(text):
+    from envs.spaces import SURROGATE, shown_text
+
+    shown = shown_text(text)
+    assert shown == SURROGATE.sub("\ufffd", text)
+    shown.encode()  # valid Unicode whatever came in
