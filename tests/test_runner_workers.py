@@ -290,3 +290,19 @@ def test_the_runner_does_not_import_the_store_libraries():
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_ctrl_c_while_the_results_are_built_still_writes_them(tmp_path: Path, monkeypatch):
+    """A large run spends seconds building results.json after its last episode; a Ctrl-C then must not lose it."""
+    import envs.runner as runner
+
+    build = runner.build_results_from_file
+
+    def interrupted_build(path):
+        os.kill(os.getpid(), signal.SIGINT)  # delivered at once to this (the main) thread's handler
+        return build(path)
+
+    monkeypatch.setattr(runner, "build_results_from_file", interrupted_build)
+    outcome = execute(parse_args(["scenario=managerbench", "agent=reference-good", f"out={tmp_path}"]))
+    assert outcome.interrupted and outcome.ran == 14
+    assert results_of(tmp_path)["episodes"] == 14 == count_lines(tmp_path / "trajectories.jsonl")

@@ -243,10 +243,12 @@ def _execute_locked(config: RunConfig, specs: list[EpisodeSpec], pack: str, agen
         finally:
             writer.close()
         interrupted = stop.requested
-
-    results = build_results_from_file(traj_path)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
-    store.save_run(run_id, config_json, json.dumps(results, sort_keys=True))
+        # Still under the stop handler: a Ctrl-C while the results are built (seconds for a large run) is noted,
+        # not raised, so the run's results.json is always written from what finished.
+        results = build_results_from_file(traj_path)
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
+        store.save_run(run_id, config_json, json.dumps(results, sort_keys=True))
+        interrupted = interrupted or stop.requested
     return RunOutcome(out_dir=out_dir, results=results, ran=tally.ran, skipped=len(done_ids),
                       errors=[e.trajectory() for e in tally.failed],
                       judge_errors=[(t, j) for t in (e.trajectory() for e in tally.judge_failed)
