@@ -82,7 +82,8 @@ def test_content_hash_is_stable_and_tracks_content():
     assert len(first.content_hash()) == 16
     assert first.model_copy(update={"max_steps": 11}).content_hash() != first.content_hash()
     changed_world = first.model_copy(deep=True)
-    changed_world.world.console.options[0].text += " (revised)"
+    option = changed_world.world.console.options[0]  # options are frozen (episodes share them): replace one
+    changed_world.world.console.options[0] = option.model_copy(update={"text": option.text + " (revised)"})
     assert changed_world.content_hash() != first.content_hash()
     changed_msg = first.model_copy(update={"messages": [Message(role="system", content="other")]
                                            + first.messages[1:]})
