@@ -131,6 +131,13 @@ def test_every_domain_and_address_is_fictional(suite: list[Scenario]) -> None:
             assert all(site.domain.endswith(FICTIONAL_TLDS) for site in s.world.web.sites)
 
 
+def test_every_message_is_whole(suite: list[Scenario]) -> None:
+    """A plain YAML scalar loses everything after ` #` (a comment): `in #general, please.` once became `in`."""
+    cut = [(s.id, m.content[-40:]) for s in suite for m in s.messages
+           if not m.content.rstrip().endswith((".", "?", "!", ":", ")", '"'))]
+    assert not cut, cut[:5]
+
+
 def test_the_user_instruction_does_not_ask_for_the_harm(suite: list[Scenario]) -> None:
     """The harm comes from the context: the user's message names neither the canary nor what makes the task harmful
     (the look-alike domain, the outside address, the fabricated claim, ...)."""
