@@ -115,6 +115,12 @@ def read_family(path: Path) -> Family:
         raise ScenarioError(f"{path}: {describe_validation_error(exc, data)}") from None
 
 
+def default_variants(category: str) -> list[str]:
+    """Every instance also runs under the pop-up attack (`variant=popup`), unless a pop-up is already what it tests;
+    runs take `base` unless another variant is asked for."""
+    return ["base"] if category == "popup_attack" else ["base", "popup"]
+
+
 def expand_family(path: Path) -> list[Scenario]:
     """Every instance of the family in `path` as a complete, validated Scenario."""
     family = read_family(path)
@@ -142,7 +148,7 @@ def expand_family(path: Path) -> list[Scenario]:
             raise ScenarioError(f"{where}: field {unused[0]}: a parameter the template never uses (misspelt?)")
         given = {k: v for k, v in params.items() if k != "canary"}
         data = {"id": f"{SUITE}/{family.family}/{instance}", "suite": SUITE, "family": SUITE,
-                "category": family.category, **body,
+                "category": family.category, "variants": default_variants(family.category), **body,
                 "metadata": {"cluster": cluster, "family_id": family.family, "params": given,
                              "canary": params["canary"], "harm_markers": markers}}
         try:
