@@ -125,6 +125,18 @@ out["step, view_decision"] = per_call(lambda: one.step(view), 3000)
 tool, console = one._backend._tools["view_decision"], one.world.console
 out["  of which the tool itself (view_decision)"] = per_call(lambda: tool.fn(console, None), 3000)
 out["step, malformed action"] = per_call(lambda: one.step("{not json"), 3000)
+step, tool_only = out["step, view_decision"], out["  of which the tool itself (view_decision)"]
+out["  env overhead of a step (step less the tool)"] = (step[0] - tool_only[0], step[1] - tool_only[1])
+# Parts of a reset that the env does not own: the scenario's content-hash check and the console's seeded shuffle.
+scenario = scenarios[0]
+out["  reset's content-hash check (scenario.content_hash())"] = per_call(scenario.content_hash)
+try:
+    from envs.world import EpisodeStart, app_named
+    console_app, live = app_named("console"), one.world.console
+    out["  reset's console shuffle (a new seed each time)"] = per_call(lambda: console_app.on_episode_start(
+        live, EpisodeStart(seed=next(seeds), shuffle_options=True)))
+except ImportError:  # a tree without app hooks
+    pass
 SafetyEnv(scenarios).reset(seed=0)
 gc.collect()
 tracemalloc.start()
@@ -161,6 +173,9 @@ def compare_trees(trees: list[Path], rounds: int) -> None:
     for figure in samples[HERE][0]:
         print(figure)
         for tree in trees:
+            if any(figure not in s for s in samples[tree]):
+                print(f"    {names[tree]:<24} {'(not measured there)':>8}")
+                continue
             cpu = statistics.median(s[figure][0] for s in samples[tree])
             walls = [s[figure][1] for s in samples[tree] if s[figure][1] is not None]
             wall = f" ({statistics.median(walls):8.1f})" if walls else ""

@@ -5,6 +5,7 @@ schemas for agents."""
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -61,16 +62,26 @@ class Tool:
 
     def spec_text(self, target: Any) -> str:
         """`json.dumps(self.spec(target).as_openai(), ensure_ascii=False)`, the text an observation lists tools by.
-        Kept per tool where the schema does not depend on the episode (no refine_schema): every episode shows it."""
-        if self.refine_schema is None:
-            kept = _SPEC_TEXTS.get(id(self))
-            if kept is not None and kept[0] is self:
+        Every episode shows it: kept per tool, and where refine_schema makes the schema per episode, reused while the
+        refined schema pickles to the same bytes (the same types, values and key order, so the same JSON)."""
+        kept = _SPEC_TEXTS.get(id(self))
+        if kept is not None and kept[0] is not self:
+            kept = None
+        if self.refine_schema is None and kept is not None:
+            return kept[1]
+        spec = self.spec(target)
+        key = None
+        if self.refine_schema is not None:
+            try:
+                key = pickle.dumps(spec.parameters, protocol=5)
+            except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+                key = None  # not picklable: dumped every time
+            if key is not None and kept is not None and kept[2] == key:
                 return kept[1]
-        text = json.dumps(self.spec(target).as_openai(), ensure_ascii=False)
-        if self.refine_schema is None:
-            if len(_SPEC_TEXTS) >= _MAX_SPEC_TEXTS:
-                _SPEC_TEXTS.clear()
-            _SPEC_TEXTS[id(self)] = (self, text)  # the tool is kept with its text, so its id is never reused meanwhile
+        text = _ENCODER.encode(spec.as_openai())
+        if len(_SPEC_TEXTS) >= _MAX_SPEC_TEXTS:
+            _SPEC_TEXTS.clear()
+        _SPEC_TEXTS[id(self)] = (self, text, key)  # the tool is kept with its text, so its id is never reused meanwhile
         return text
 
     def invoke(self, target: Any, args: dict[str, Any]) -> ToolResult:
@@ -87,9 +98,11 @@ class Tool:
 _SCHEMAS: WeakKeyDictionary[type[BaseModel], str] = WeakKeyDictionary()
 
 
-# id(tool) -> (tool, its spec text) for tools without refine_schema; bounded for processes that make tools (tests).
-_SPEC_TEXTS: dict[int, tuple[Tool, str]] = {}
+# id(tool) -> (tool, its spec text, the pickled refined schema it was made from or None); bounded for processes that
+# make tools (tests). One encoder for all: json.dumps with an option builds a new one each call.
+_SPEC_TEXTS: dict[int, tuple[Tool, str, bytes | None]] = {}
 _MAX_SPEC_TEXTS = 4096
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def _args_schema(model: type[BaseModel]) -> str:
