@@ -800,3 +800,19 @@ def test_shown_text_replaces_exactly_the_lone_surrogates(text):
     shown = shown_text(text)
     assert shown == SURROGATE.sub("\ufffd", text)
     shown.encode()  # valid Unicode whatever came in
+
+
+def test_a_refined_schema_text_is_reused_only_for_the_same_json():
+    """spec_text keeps a refined tool's last text: equal-looking schemas that dump differently (1, 1.0, True; key
+    order) each get their own text, always the one dumping the spec gives."""
+    from envs.tools import Tool
+
+    class NoArgs(BaseModel):
+        pass
+
+    def refine(target, schema):
+        return dict(target) if isinstance(target, dict) else {**schema, "x": target}
+
+    probe = Tool(name="probe", description="d", args_model=NoArgs, fn=lambda target, args: None, refine_schema=refine)
+    for target in [1, 1, 1.0, True, 1, {"a": 1, "b": 2}, {"b": 2, "a": 1}, {"a": 1, "b": 2}, "x", "x"]:
+        assert probe.spec_text(target) == json.dumps(probe.spec(target).as_openai(), ensure_ascii=False), target
