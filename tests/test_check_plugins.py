@@ -163,7 +163,8 @@ def test_check_problems_name_the_file_and_the_field(furnace, tmp_path, check, ex
         load_scenario_file(path)
     message = str(err.value)
     assert message.startswith(f"{path}: 2 problems: ") and expected in message and "\n" not in message, message
-    assert "field checks.1.type: unknown check type 'file_chnged'; did you mean file_changed, file_content, setting_changed?" in message
+    assert ("field checks.1.type: unknown check type 'file_chnged'; did you mean file_changed, file_content, "
+            "setting_changed?") in message
 
 
 def test_an_unknown_check_type_in_a_trajectory_names_the_line_and_field(furnace, tmp_path, capsys):
