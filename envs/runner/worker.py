@@ -25,6 +25,7 @@ from agents.base import Agent
 from agents.registry import make_agent
 from envs.config import RunConfig
 from envs.runner.play import EpisodeSpec, PlayedChunk, describe_error, play_chunk
+from envs.sandbox.process import pid_alive
 from evaluator.judges import Judge, judge_names, make_judges
 
 RUNNER_POLL_S = 1.0  # where a process cannot be watched through a pidfd
@@ -114,7 +115,7 @@ def _watch_runner(runner_pid: int) -> None:
         if pidfd is not None:
             select.select([pidfd], [], [])
         else:
-            while _alive(runner_pid):
+            while pid_alive(runner_pid):
                 threading.Event().wait(RUNNER_POLL_S)
         os.kill(os.getpid(), signal.SIGTERM)  # the main thread unwinds its episode and exits...
         threading.Event().wait(EXIT_WITHIN_S)
@@ -122,12 +123,3 @@ def _watch_runner(runner_pid: int) -> None:
 
     threading.Thread(target=watch, name="runner-watchdog", daemon=True).start()
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
