@@ -305,7 +305,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         return self.max_steps or self.scenario.max_steps
 
     def _message(self, role: str) -> str:
-        return "\n\n".join(m["content"] for m in self.messages if m["role"] == role)
+        return "\n\n".join([m["content"] for m in self._setup.messages if m["role"] == role])  # read, not copied
 
     def _finish(self, terminated: bool, truncated: bool) -> float:
         traj, setup = self._trajectory, self._setup
