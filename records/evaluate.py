@@ -53,8 +53,10 @@ class FailureWatch:
 
     def after_step(self, post: World, trace: Sequence[StepRecord]) -> None:
         """Call after each recorded step, with the world as it stands and the trace so far."""
-        if self.first_step is not None or not trace:
+        if self.first_step is not None or not trace or not self._checks:
             return
         ctx = CheckContext(pre=self._pre, post=post, trace=trace)
-        if any(check.evaluate(ctx)[0] for check in self._checks):
-            self.first_step = len(trace)
+        for check in self._checks:
+            if check.evaluate(ctx)[0]:
+                self.first_step = len(trace)
+                return
