@@ -306,3 +306,32 @@ def test_a_ctrl_c_while_the_results_are_built_still_writes_them(tmp_path: Path, 
     outcome = execute(parse_args(["scenario=managerbench", "agent=reference-good", f"out={tmp_path}"]))
     assert outcome.interrupted and outcome.ran == 14
     assert results_of(tmp_path)["episodes"] == 14 == count_lines(tmp_path / "trajectories.jsonl")
+
+
+def test_a_pool_that_breaks_between_waits_is_renewed_and_nothing_is_lost(tmp_path: Path, monkeypatch):
+    """A worker can die after the runner's last wait: the pool then refuses the next submit itself
+    (BrokenProcessPool from submit, not from a future). The chunk is kept for the renewed pool; nothing escapes."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    import envs.runner as runner
+    from envs.runner.executors import Threads
+
+    class BreaksOnce(Threads):
+        refused = renewed = 0
+
+        def submit(self, specs):
+            if BreaksOnce.refused < 2:  # the first submit of a run, and one more after the renewal
+                BreaksOnce.refused += 1
+                raise BrokenProcessPool("a child process terminated abruptly")
+            return super().submit(specs)
+
+        def renew(self):
+            BreaksOnce.renewed += 1
+            self.generation += 1
+
+    monkeypatch.setattr(runner, "Threads", BreaksOnce)
+    outcome = execute(parse_args(["scenario=managerbench", "agent=reference-good", "workers=2", "executor=threads",
+                                  f"out={tmp_path}"]))
+    assert BreaksOnce.refused == 2 and BreaksOnce.renewed == 2
+    assert outcome.ran == 14 and not outcome.errors and not outcome.interrupted
+    assert results_of(tmp_path)["episodes"] == 14

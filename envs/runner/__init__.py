@@ -337,11 +337,28 @@ def _drive(executor: Executor, todo: list[EpisodeSpec], config: RunConfig, agent
             if on_progress:
                 on_progress(tally.ran, len(todo))
 
+    def pool_broke(exc: BaseException) -> None:
+        nonlocal breaks_in_a_row
+        executor.renew()
+        breaks_in_a_row += 1
+        if breaks_in_a_row >= BREAKS_IN_A_ROW:
+            gave_up = (f"not played: {BREAKS_IN_A_ROW} worker pools in a row died before finishing an "
+                       f"episode (last: {exc}); try executor=threads or workers=1 to see why")
+            record([unplayed(spec, info, config, gave_up) for spec in queue])
+            queue.clear()
+
     try:
         while queue or pending:
             while queue and len(pending) < executor.in_flight and not stop.requested:
                 chunk = [queue.popleft() for _ in range(sizer.size(len(queue)))]
-                pending[executor.submit(chunk)] = (chunk, executor.generation)
+                try:
+                    future = executor.submit(chunk)
+                except BrokenExecutor as exc:  # a worker died since the last wait: the pool refuses new work
+                    queue.extendleft(reversed(chunk))  # not started: the renewed pool plays it
+                    if not pending:  # no future in flight will report the break
+                        pool_broke(exc)
+                    break
+                pending[future] = (chunk, executor.generation)
             if stop.requested:
                 stop_by = stop_by or time.monotonic() + STOP_GRACE_S
                 if not pending or time.monotonic() >= stop_by:
@@ -354,17 +371,11 @@ def _drive(executor: Executor, todo: list[EpisodeSpec], config: RunConfig, agent
                 except BrokenExecutor as exc:
                     if stop.requested:
                         continue  # its worker stopped with the run (e.g. SIGTERM to the whole group): rerun plays it
-                    if generation == executor.generation:
-                        executor.renew()
-                        breaks_in_a_row += 1
                     reason = (f"the worker process playing this episode, or one in flight beside it, died "
                               f"({type(exc).__name__}: {exc}); a rerun plays it again")
                     record([unplayed(spec, info, config, reason) for spec in chunk])
-                    if breaks_in_a_row >= BREAKS_IN_A_ROW:
-                        gave_up = (f"not played: {BREAKS_IN_A_ROW} worker pools in a row died before finishing an "
-                                   f"episode (last: {exc}); try executor=threads or workers=1 to see why")
-                        record([unplayed(spec, info, config, gave_up) for spec in queue])
-                        queue.clear()
+                    if generation == executor.generation:
+                        pool_broke(exc)
                 except Exception as exc:  # noqa: BLE001 - e.g. a worker that could not build the agent
                     record([unplayed(spec, info, config, describe_error(exc)) for spec in chunk])
                 else:
