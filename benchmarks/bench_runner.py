@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_startup import metadata_folder
+from benchmarks.timing import print_medians
 from envs.cli_args import OneLineArgumentParser, positive_int
 
 HERE = Path(__file__).resolve().parents[1]
@@ -173,14 +173,7 @@ def main(argv: list[str] | None = None) -> None:
             scratch.mkdir()
             results[label] = measure(Tree(label, root, scratch), args.runs, parts, source)
     names = list(dict.fromkeys(name for figures in results.values() for name in figures))
-    for name in names:
-        cells = []
-        for label in trees:
-            samples = results[label].get(name, [])
-            shown = ", ".join(f"{s:.3f}" for s in samples)
-            cells.append(f"{label} {statistics.median(samples):9.3f} [{shown}]" if samples else f"{label} n/a")
-        print(f"{name:<58} " + "   ".join(cells))
-    print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print_medians(results, names, width=58, digits=9)
 
 
 if __name__ == "__main__":

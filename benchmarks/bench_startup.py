@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import time
 import tomllib
 from pathlib import Path
 
+from benchmarks.timing import print_medians
 from envs.cli_args import OneLineArgumentParser, positive_int
 
 HERE = Path(__file__).resolve().parents[1]
@@ -108,14 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     for label, tree in trees.items():
         with tempfile.TemporaryDirectory(prefix=f"bench-startup-{label}-") as scratch:
             results[label] = measure(tree, args.runs, Path(scratch))
-    for name in results["after"]:
-        cells = []
-        for label in trees:
-            samples = results[label].get(name, [])
-            shown = ", ".join(f"{s:.3f}" for s in samples)
-            cells.append(f"{label} {statistics.median(samples):7.3f} [{shown}]" if samples else f"{label} n/a")
-        print(f"{name:<64} " + "   ".join(cells))
-    print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print_medians(results, list(results["after"]), width=64, digits=7)
 
 
 if __name__ == "__main__":
