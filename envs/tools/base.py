@@ -9,7 +9,7 @@ import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel, ValidationError
@@ -186,14 +186,21 @@ def _offers(world: World) -> Offers:
     return _offers_for(frozenset(world.apps()))
 
 
-def _offers_for(hosted: frozenset[str]) -> Offers:
-    key = (hosted, _revision())
-    found = _OFFERS.get(key)
+_V = TypeVar("_V")
+
+
+def _kept(cache: dict[tuple[object, ...], _V], key: tuple[object, ...], make: Callable[[], _V]) -> _V:
+    """`cache[key]`, made on first use; the cache is emptied when it holds MAX_CACHED_APP_SETS (bounded memory)."""
+    found = cache.get(key)
     if found is None:
-        if len(_OFFERS) >= MAX_CACHED_APP_SETS:
-            _OFFERS.clear()
-        found = _OFFERS[key] = _work_out_offers(hosted)
+        if len(cache) >= MAX_CACHED_APP_SETS:
+            cache.clear()
+        found = cache[key] = make()
     return found
+
+
+def _offers_for(hosted: frozenset[str]) -> Offers:
+    return _kept(_OFFERS, (hosted, _revision()), lambda: _work_out_offers(hosted))
 
 
 def _work_out_offers(hosted: frozenset[str]) -> Offers:
@@ -225,13 +232,7 @@ def nameable_tools(worlds: Iterable[World]) -> Mapping[str, Tool]:
     tool of an app they lack is reported as such, every other tool whose name no two installed parts share.
     Read-only; the other parts' names (which import every installed app) are worked out only when asked for."""
     app_sets = tuple(dict.fromkeys(frozenset(world.apps()) for world in worlds))  # in order: the first world wins
-    key = (app_sets, _revision())
-    named = _NAMEABLE.get(key)
-    if named is None:
-        if len(_NAMEABLE) >= MAX_CACHED_APP_SETS:
-            _NAMEABLE.clear()
-        named = _NAMEABLE[key] = NameableTools(app_sets)
-    return named
+    return _kept(_NAMEABLE, (app_sets, _revision()), lambda: NameableTools(app_sets))
 
 
 class NameableTools(Mapping[str, Tool]):
