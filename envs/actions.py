@@ -52,6 +52,8 @@ ACTION_FORMAT = ('an action is JSON: {"tool": "<name>", "args": {...}} or {"mess
 
 def parse_action(raw: Any) -> Action:
     """The action `raw` stands for; ActionError, saying what is wrong, for anything else."""
+    if type(raw) is str and len(raw) <= MAX_ACTION_CHARS and (call := _plain_tool_call(raw)) is not None:
+        return call
     tree = _to_tree(raw)
     if not (type(raw) is str and fits(tree, max_items=MAX_ACTION_ITEMS, max_depth=MAX_ACTION_DEPTH,
                                       max_chars=MAX_ACTION_CHARS, int_bits=MAX_INT_BITS)):  # else: fresh and plain
@@ -65,6 +67,21 @@ def parse_action(raw: Any) -> Action:
         return ToolCall.model_validate(tree)
     except ValidationError as exc:
         raise ActionError(f"malformed action ({describe_problems(exc, 'action')}); {ACTION_FORMAT}") from None
+
+
+def _plain_tool_call(text: str) -> ToolCall | None:
+    """The usual action, `{"tool": ..., "args": {...}}` as JSON text, parsed and validated in one pass (in Rust), then
+    held to the same bounds; None for anything else, which the full path then reads (and explains, if it is wrong).
+    Both parsers give the same values for what both accept; what only one accepts fails here or in `fits`."""
+    try:
+        call = ToolCall.model_validate_json(text)
+    except ValidationError:
+        return None
+    tree = {"tool": call.tool, "args": call.args}
+    if fits(tree, max_items=MAX_ACTION_ITEMS, max_depth=MAX_ACTION_DEPTH, max_chars=MAX_ACTION_CHARS,
+            int_bits=MAX_INT_BITS):
+        return call
+    return None
 
 
 def describe_action(raw: Any) -> str:

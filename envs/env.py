@@ -28,10 +28,14 @@ from scenarios.schema import Scenario
 def _recorded_action(raw: Any, parsed: ToolCall | FinalMessage) -> dict[str, Any]:
     """What a trajectory stores of a parsed action: clipped to MAX_TEXT characters of text in all. JSON text no longer
     than that holds no more characters of strings (escapes only lengthen it), so it is stored as parsed, unclipped."""
-    dumped = parsed.model_dump()
     if type(raw) is str and len(raw) <= MAX_TEXT:
-        return dumped
-    return clip_json(dumped)
+        if type(parsed) is ToolCall and all(type(v) in _SCALARS for v in parsed.args.values()):
+            return {"tool": parsed.tool, "args": dict(parsed.args)}  # model_dump's copy, made directly
+        return parsed.model_dump()
+    return clip_json(parsed.model_dump())
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class EpisodeFailed(BackendError):
@@ -175,49 +179,50 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         return dict(self._obs), self._info()
 
     def step(self, action: Any):
-        if self._done or self._backend is None or self._trajectory is None:
+        backend, traj = self._backend, self._trajectory
+        if self._done or backend is None or traj is None:
             raise RuntimeError("the episode is over; call reset() first")
         started = time.perf_counter()
         # The trajectory keeps what the agent sees, no more: clipped texts (each notes how much was cut). Its record
         # is built once, when its fields are known (validating them at once costs less than assigning them one by one).
-        steps = self._trajectory.steps
-        fields: dict[str, Any] = {"index": len(steps), "raw_action": describe_action(action), "action": None}
+        steps = traj.steps
+        raw_action, recorded = describe_action(action), None
         output, error, ends = "", None, False
         try:
             parsed = parse_action(action)
-            fields["action"] = _recorded_action(action, parsed)
-            if isinstance(parsed, FinalMessage):
-                self._backend.final_message(parsed.message)
+            recorded = _recorded_action(action, parsed)
+            if type(parsed) is FinalMessage:
+                backend.final_message(parsed.message)
                 output, ends = "Final message received.", True
             else:
                 if self._watch is not None:  # apps acting on a schedule (a pop-up due from action N)
-                    begin_action(self._backend.world(), len(steps) + 1)
-                result = self._backend.call(parsed)
+                    begin_action(backend.world(), len(steps) + 1)
+                result = backend.call(parsed)
                 output, ends = result.output, result.ends_episode
         except (ActionError, ToolError) as exc:
-            error = str(exc)
+            error = shown_text(str(exc))
         except BackendError as exc:
             return self._fail(str(exc), StepRecord(
-                **fields, error=shown_text(f"backend failure: {exc}"), duration_s=time.perf_counter() - started))
-        record = StepRecord(**fields, observation=shown_text(output), ends_episode=ends,
-                            error=shown_text(error) if error is not None else None,
-                            duration_s=time.perf_counter() - started)
+                index=len(steps), raw_action=raw_action, action=recorded,
+                error=shown_text(f"backend failure: {exc}"), duration_s=time.perf_counter() - started))
+        record = StepRecord(index=len(steps), raw_action=raw_action, action=recorded, observation=shown_text(output),
+                            ends_episode=ends, error=error, duration_s=time.perf_counter() - started)
         steps.append(record)
+        if self._watch is not None:
+            try:
+                self._watch.after_step(backend.world(), steps)
+            except BackendError as exc:  # as for the final read-back below
+                return self._fail(f"could not read the world back to score it: {exc}")
+        obs = self._obs
+        obs["observation"], obs["last_action_error"] = record.observation, error or ""
+        truncated = not ends and len(steps) >= (self.max_steps or self._setup.scenario.max_steps)
+        if not (ends or truncated):
+            return dict(obs), 0.0, False, False, self._info()
         try:
-            if self._watch is not None:
-                self._watch.after_step(self._backend.world(), steps)
-        except BackendError as exc:  # as for the final read-back below
-            return self._fail(f"could not read the world back to score it: {exc}")
-        terminated = ends
-        truncated = not terminated and len(steps) >= self._step_limit()
-        self._obs.update(observation=record.observation, last_action_error=record.error or "")
-        if not (terminated or truncated):
-            return dict(self._obs), 0.0, False, False, self._info()
-        try:
-            reward = self._finish(terminated, truncated)
+            reward = self._finish(ends, truncated)
         except BackendError as exc:  # reading the world back to score it: the same contract as a failed call
             return self._fail(f"could not read the world back to score it: {exc}")
-        return dict(self._obs), reward, terminated, truncated, self._info()
+        return dict(obs), reward, ends, truncated, self._info()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self._trajectory is None:

@@ -58,6 +58,11 @@ class CheckBase(BaseModel):
     def label(self) -> str:
         return self.name or f"{self.kind}:{self.type}"
 
+    def fires(self, ctx: CheckContext) -> bool:
+        """`evaluate(ctx)[0]`: whether it fires, without the detail text (a watch asks this after every step; a
+        check may answer it more cheaply, and must answer as `evaluate` does)."""
+        return self.evaluate(ctx)[0]
+
     def evaluate(self, ctx: CheckContext) -> tuple[bool, str]:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -48,7 +48,7 @@ class FailureWatch:
     def __init__(self, checks: Sequence[Check], pre: World) -> None:
         self._pre = pre
         before_acting = CheckContext(pre=pre, post=pre, trace=())
-        self._checks = [c for c in checks if c.kind in FAILURE_KINDS and not c.evaluate(before_acting)[0]]
+        self._checks = [c for c in checks if c.kind in FAILURE_KINDS and not c.fires(before_acting)]
         self.first_step: int | None = None
 
     def after_step(self, post: World, trace: Sequence[StepRecord]) -> None:
@@ -57,6 +57,6 @@ class FailureWatch:
             return
         ctx = CheckContext(pre=self._pre, post=post, trace=trace)
         for check in self._checks:
-            if check.evaluate(ctx)[0]:
+            if check.fires(ctx):
                 self.first_step = len(trace)
                 return

@@ -89,6 +89,14 @@ class ConsoleDecisionCheck(CheckBase):
         console = ctx.post.console
         if console is None:
             return False, "world has no console"
-        decided = console.decision.option_key if console.decision else NO_DECISION
+        decided = _decided(console)
         via = f" via {console.decision.via}" if console.decision else ""
         return decided in self.chose, f"decision: {decided}{via}"
+
+    def fires(self, ctx: CheckContext) -> bool:
+        console = ctx.post.console
+        return console is not None and _decided(console) in self.chose
+
+
+def _decided(console: OperationsConsole) -> str:
+    return console.decision.option_key if console.decision else NO_DECISION

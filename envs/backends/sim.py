@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from envs.actions import ToolCall
 from envs.backends.base import Backend, BackendError
 from envs.spaces import clip_text
@@ -60,7 +62,7 @@ class SimBackend(Backend):
         world = self._require_world()
         result = tool.invoke(self._target(tool, world), call.args)
         if not result.ends_episode and (notes := observation_notes(world)):  # what a screen would show (a pop-up)
-            return result.model_copy(update={"output": "\n\n".join([result.output, *notes])})
+            return replace(result, output="\n\n".join([result.output, *notes]))
         return result
 
     def _target(self, tool: Tool, world: World) -> object:

@@ -23,9 +23,20 @@ class ToolError(Exception):
     """A tool call the world rejects (bad letter, already decided, ...): shown to the agent as an error."""
 
 
-class ToolResult(BaseModel):
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool call gives back: the text the agent reads, and whether the call ends the episode. A dataclass, not
+    a model: every step makes one, and its two fields are checked here at a fraction of a model's cost."""
+
     output: str
     ends_episode: bool = False
+
+    def __post_init__(self) -> None:
+        if type(self.output) is not str and isinstance(self.output, str):  # a str subclass: kept as plain text
+            object.__setattr__(self, "output", str.__str__(self.output))
+        if type(self.output) is not str or type(self.ends_episode) is not bool:
+            raise TypeError(f"ToolResult takes output: str and ends_episode: bool, got {type(self.output).__name__} "
+                            f"and {type(self.ends_episode).__name__}")
 
 
 @dataclass(frozen=True)

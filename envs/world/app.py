@@ -79,13 +79,38 @@ class App:
 
 def begin_action(world: Any, number: int) -> None:
     """Tell each app of `world` (an envs.world.World) that the agent's action `number` is about to run."""
-    for name, state in world.app_states().items():
-        app_named(name).on_action(state, number)
+    for name, state in (world.__pydantic_extra__ or {}).items():
+        if state is not None and (app := _hooks(name)[0]) is not None:
+            app.on_action(state, number)
 
 
 def observation_notes(world: Any) -> list[str]:
     """What each app of `world` asks a tool backend to add to the observation now."""
-    return [note for name, state in world.app_states().items() if (note := app_named(name).observation_note(state))]
+    return [note for name, state in (world.__pydantic_extra__ or {}).items()
+            if state is not None and (app := _hooks(name)[1]) is not None and (note := app.observation_note(state))]
+
+
+# Every step asks each hosted app for these two hooks, and most apps leave both as App's: per app name (and registry
+# revision), the app where it overrides `on_action`, and where it overrides `observation_note`, else None.
+_HOOKS: dict[str, tuple[App | None, App | None]] = {}
+_HOOKS_REVISION: list[object] = [None]
+
+
+def _hooks(name: str) -> tuple[App | None, App | None]:
+    revision = APPS.revision()
+    if _HOOKS_REVISION[0] != revision:
+        _HOOKS.clear()
+        _HOOKS_REVISION[0] = revision
+    found = _HOOKS.get(name)
+    if found is None:
+        app = app_named(name)
+        found = _HOOKS[name] = (app if _overrides(app, "on_action") else None,
+                                app if _overrides(app, "observation_note") else None)
+    return found
+
+
+def _overrides(app: App, hook: str) -> bool:
+    return getattr(getattr(app, hook), "__func__", None) is not getattr(App, hook)
 
 
 def _an_app(obj: object) -> object:

@@ -92,6 +92,11 @@ class World(BaseModel):
 
     if not TYPE_CHECKING:
         def __getattr__(self, name: str) -> Any:
+            # An app's state first, straight from the extras (checks read `world.<app>` at every step); pydantic's
+            # own lookup, which also serves private attributes, only for the rest.
+            states = self.__pydantic_extra__
+            if states is not None and name in states:
+                return states[name]
             try:
                 return super().__getattr__(name)
             except AttributeError:
