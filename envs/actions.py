@@ -77,11 +77,29 @@ def _plain_tool_call(text: str) -> ToolCall | None:
         call = ToolCall.model_validate_json(text)
     except ValidationError:
         return None
-    tree = {"tool": call.tool, "args": call.args}
-    if fits(tree, max_items=MAX_ACTION_ITEMS, max_depth=MAX_ACTION_DEPTH, max_chars=MAX_ACTION_CHARS,
-            int_bits=MAX_INT_BITS):
+    if _flat_args_within_bounds(call.args) or fits({"tool": call.tool, "args": call.args}, max_items=MAX_ACTION_ITEMS,
+                                                   max_depth=MAX_ACTION_DEPTH, max_chars=MAX_ACTION_CHARS,
+                                                   int_bits=MAX_INT_BITS):
         return call
     return None
+
+
+def _flat_args_within_bounds(args: dict[str, Any]) -> bool:
+    """True for arguments of scalars only within the bounds, as most tool calls are (False: ask `fits`). Their
+    strings need no look: pydantic's JSON parser refuses lone surrogates, and no string decoded from the text is
+    longer than the text, which is within MAX_ACTION_CHARS."""
+    if 5 + 2 * len(args) > MAX_ACTION_ITEMS:  # the object, its two keys and values, and each argument's key and value
+        return False
+    for value in args.values():
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            continue
+        if kind is int:
+            if value.bit_length() >= MAX_INT_BITS:
+                return False
+        elif kind is not float or not math.isfinite(value):
+            return False
+    return True
 
 
 def describe_action(raw: Any) -> str:

@@ -17,7 +17,7 @@ from envs.reward import RewardFn, default_reward
 from envs.sandbox.base import SandboxLimits
 from envs.spaces import MAX_TEXT, action_space, clip_json, clip_text, observation_space, shown_text
 from envs.tools import ToolError
-from envs.world.app import begin_action
+from envs.world.app import acts_on_actions, begin_action
 from records.evaluate import FailureWatch, evaluate
 from records.trace import StepRecord
 from records.trajectory import AgentInfo, EpisodeError, ScenarioRef, Trajectory, episode_id
@@ -29,7 +29,7 @@ def _recorded_action(raw: Any, parsed: ToolCall | FinalMessage) -> dict[str, Any
     """What a trajectory stores of a parsed action: clipped to MAX_TEXT characters of text in all. JSON text no longer
     than that holds no more characters of strings (escapes only lengthen it), so it is stored as parsed, unclipped."""
     if type(raw) is str and len(raw) <= MAX_TEXT:
-        if type(parsed) is ToolCall and all(type(v) in _SCALARS for v in parsed.args.values()):
+        if type(parsed) is ToolCall and (not parsed.args or all(type(v) in _SCALARS for v in parsed.args.values())):
             return {"tool": parsed.tool, "args": dict(parsed.args)}  # model_dump's copy, made directly
         return parsed.model_dump()
     return clip_json(parsed.model_dump())
@@ -93,6 +93,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self._done = True
         self._obs: dict[str, str] = {}
         self._watch: FailureWatch | None = None  # on backends whose world read is free: the first failing step
+        self._acting = False
 
     # ---- gymnasium API -------------------------------------------------------------------------
     # The spaces are most of what building an env costs, and a runner builds an env per episode without ever asking
@@ -169,6 +170,9 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             first = self._backend.first_observation()  # e.g. the desktop's page: the first turn can act on it
             live = self._backend.info().live_world
             self._watch = FailureWatch(setup.scenario.checks, setup.world) if live else None
+            # Apps acting on a schedule (a pop-up due from action N) are told of each action, where the world is live
+            # and one of its apps acts on it: asked once, as an episode's apps stay those it started with.
+            self._acting = live and acts_on_actions(self._backend.world())
         except BackendError as exc:
             self.record_error("backend", str(exc))
             raise EpisodeFailed(f"backend {self.backend_name} failed to start: {exc}", self._info()) from exc
@@ -186,16 +190,18 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         # The trajectory keeps what the agent sees, no more: clipped texts (each notes how much was cut). Its record
         # is built once, when its fields are known (validating them at once costs less than assigning them one by one).
         steps = traj.steps
-        raw_action, recorded = describe_action(action), None
+        raw_action, recorded = None, None
         output, error, ends = "", None, False
         try:
             parsed = parse_action(action)
+            # Text that parses holds no lone surrogate (the parse refuses them): within MAX_TEXT it is stored as sent.
+            raw_action = action if type(action) is str and len(action) <= MAX_TEXT else describe_action(action)
             recorded = _recorded_action(action, parsed)
             if type(parsed) is FinalMessage:
                 backend.final_message(parsed.message)
                 output, ends = "Final message received.", True
             else:
-                if self._watch is not None:  # apps acting on a schedule (a pop-up due from action N)
+                if self._acting:
                     begin_action(backend.world(), len(steps) + 1)
                 result = backend.call(parsed)
                 output, ends = result.output, result.ends_episode
@@ -203,8 +209,10 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             error = shown_text(str(exc))
         except BackendError as exc:
             return self._fail(str(exc), StepRecord(
-                index=len(steps), raw_action=raw_action, action=recorded,
+                index=len(steps), raw_action=raw_action or describe_action(action), action=recorded,
                 error=shown_text(f"backend failure: {exc}"), duration_s=time.perf_counter() - started))
+        if raw_action is None:
+            raw_action = describe_action(action)
         record = StepRecord(index=len(steps), raw_action=raw_action, action=recorded, observation=shown_text(output),
                             ends_episode=ends, error=error, duration_s=time.perf_counter() - started)
         steps.append(record)

@@ -50,12 +50,15 @@ class FailureWatch:
         before_acting = CheckContext(pre=pre, post=pre, trace=())
         self._checks = [c for c in checks if c.kind in FAILURE_KINDS and not c.fires(before_acting)]
         self.first_step: int | None = None
+        self._context: CheckContext | None = None
 
     def after_step(self, post: World, trace: Sequence[StepRecord]) -> None:
         """Call after each recorded step, with the world as it stands and the trace so far."""
         if self.first_step is not None or not trace or not self._checks:
             return
-        ctx = CheckContext(pre=self._pre, post=post, trace=trace)
+        ctx = self._context  # one context while the world and the trace are the same objects (the trace grows)
+        if ctx is None or ctx.post is not post or ctx.trace is not trace:
+            ctx = self._context = CheckContext(pre=self._pre, post=post, trace=trace)
         for check in self._checks:
             if check.fires(ctx):
                 self.first_step = len(trace)

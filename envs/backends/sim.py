@@ -9,7 +9,7 @@ from envs.backends.base import Backend, BackendError
 from envs.spaces import clip_text
 from envs.tools import Tool, ToolError, ToolResult, ToolSpec, tool_target, tools_for
 from envs.world import World
-from envs.world.app import APPS, observation_notes
+from envs.world.app import APPS, notes_observations, observation_notes
 
 
 class SimBackend(Backend):
@@ -25,12 +25,16 @@ class SimBackend(Backend):
         # app -> (its state, the surface over it, the registry revision): a step finds its tool's target without
         # listing the world's apps or asking the registry, and a state replaced in the world is looked up afresh.
         self._targets: dict[str, tuple[object, object, object]] = {}
+        self._noting = False
 
     def start(self, world: World, allowed_tools: list[str] | None) -> None:
         self._world = world
         self._surfaces = {}
         self._targets = {}
         self._tools = {t.name: t for t in tools_for(world, allowed_tools, shell=self.has_shell)}
+        # Whether a hosted app adds notes to observations (a pop-up): asked once, as the apps an episode hosts and
+        # the registry stay what they were at its start.
+        self._noting = notes_observations(world)
 
     def _require_world(self) -> World:
         if self._world is None:
@@ -61,7 +65,7 @@ class SimBackend(Backend):
         tool = self._tool(call.tool)
         world = self._require_world()
         result = tool.invoke(self._target(tool, world), call.args)
-        if not result.ends_episode and (notes := observation_notes(world)):  # what a screen would show (a pop-up)
+        if self._noting and not result.ends_episode and (notes := observation_notes(world)):  # what a screen would show (a pop-up)
             return replace(result, output="\n\n".join([result.output, *notes]))
         return result
 

@@ -90,6 +90,18 @@ def observation_notes(world: Any) -> list[str]:
             if state is not None and (app := _hooks(name)[1]) is not None and (note := app.observation_note(state))]
 
 
+def acts_on_actions(world: Any) -> bool:
+    """Whether an app `world` hosts overrides `on_action` (else `begin_action` would do nothing: steps skip it)."""
+    return any(state is not None and _hooks(name)[0] is not None
+               for name, state in (world.__pydantic_extra__ or {}).items())
+
+
+def notes_observations(world: Any) -> bool:
+    """Whether an app `world` hosts overrides `observation_note` (else `observation_notes` is always empty)."""
+    return any(state is not None and _hooks(name)[1] is not None
+               for name, state in (world.__pydantic_extra__ or {}).items())
+
+
 # Every step asks each hosted app for these two hooks, and most apps leave both as App's: per app name (and registry
 # revision), the app where it overrides `on_action`, and where it overrides `observation_note`, else None.
 _HOOKS: dict[str, tuple[App | None, App | None]] = {}
