@@ -20,7 +20,7 @@ from envs.tools import ToolError
 from envs.world.app import acts_on_actions, begin_action
 from records.evaluate import FailureWatch, evaluate
 from records.trace import StepRecord
-from records.trajectory import AgentInfo, EpisodeError, ScenarioRef, Trajectory, episode_id
+from records.trajectory import AgentInfo, EpisodeError, Trajectory, episode_id
 from scenarios.registry import SourceOptions, select
 from scenarios.schema import Scenario
 
@@ -152,10 +152,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self._setup = setup = prepare_episode(scenario, variant, episode_seed)
         self._trajectory = Trajectory(
             episode_id=episode_id(scenario.id, variant, episode_seed),
-            scenario=ScenarioRef(id=scenario.id, hash=setup.content_hash, suite=scenario.suite,
-                                 family=scenario.family, category=scenario.category,
-                                 metadata=scenario.metadata, checks=setup.scenario.checks, rubric=scenario.judge,
-                                 checks_hash=setup.checks_hash, rubric_hash=setup.rubric_hash),
+            scenario=setup.scenario_ref,
             variant=variant, seed=episode_seed, backend=self.backend_name, agent=self.agent_info,
             messages=setup.messages, pre_world=setup.world.model_dump(mode="json"),
         )

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from envs.world import EpisodeStart, World, app_named
-from records.trajectory import checks_digest
-from records.verdicts import rubric_digest
+from records.trajectory import ScenarioRef
 from scenarios.placeholders import PLACEHOLDER
 from scenarios.schema import OptionFor, ReferenceStep, Scenario
 from scenarios.transforms import TRANSFORMS, apply_variant
@@ -17,27 +16,33 @@ class EpisodeSetup:
     scenario: Scenario  # with the variant applied
     world: World  # this episode's fresh world
     messages: list[dict[str, str]]
-    content_hash: str  # the scenario's (before the variant), as its trajectory records it
-    checks_hash: str  # digests of the varied scenario's checks and rubric (ScenarioRef's)
-    rubric_hash: str | None  # of the scenario's own rubric, which the trajectory records
+    # What the trajectory records of the scenario: its content hash (before the variant), the varied checks and the
+    # scenario's rubric with their digests. Shared by the episodes of one scenario and variant (a frozen model).
+    scenario_ref: ScenarioRef
+
+    @property
+    def content_hash(self) -> str:
+        return self.scenario_ref.hash
 
 
-# (content hash, variant, transforms' revision) -> (checks_hash, rubric_hash): the varied checks and the rubric follow
-# from these, so their digests are computed once per process, not per episode.
-_DIGESTS: dict[tuple[str, str, tuple[object, ...]], tuple[str, str | None]] = {}
-_MAX_DIGESTS = 100_000  # a bound for long-lived processes that edit scenarios; far above every shipped suite
+# (content hash, variant, transforms' revision) -> the ScenarioRef: everything in it follows from these, so it is made
+# (and its digests computed) once per process, not per episode.
+_REFS: dict[tuple[str, str, tuple[object, ...]], ScenarioRef] = {}
+_MAX_REFS = 100_000  # a bound for long-lived processes that edit scenarios; far above every shipped suite
 
 
 def prepare_episode(scenario: Scenario, variant: str, seed: int) -> EpisodeSetup:
     varied = apply_variant(scenario, variant)
     content_hash = scenario.content_hash()
     key = (content_hash, variant, TRANSFORMS.revision())
-    digests = _DIGESTS.get(key)
-    if digests is None:
-        digests = (checks_digest(varied.checks), rubric_digest(scenario.judge) if scenario.judge is not None else None)
-        if len(_DIGESTS) >= _MAX_DIGESTS:
-            _DIGESTS.clear()
-        _DIGESTS[key] = digests
+    ref = _REFS.get(key)
+    if ref is None:
+        ref = ScenarioRef(id=scenario.id, hash=content_hash, suite=scenario.suite, family=scenario.family,
+                          category=scenario.category, metadata=scenario.metadata, checks=varied.checks,
+                          rubric=scenario.judge)  # its validator fills in the digests
+        if len(_REFS) >= _MAX_REFS:
+            _REFS.clear()
+        _REFS[key] = ref
     world = varied.world.episode_copy()
     start = EpisodeStart(seed=seed, shuffle_options=varied.shuffle_options)
     fills: dict[str, str] = {}
@@ -52,8 +57,7 @@ def prepare_episode(scenario: Scenario, variant: str, seed: int) -> EpisodeSetup
     # One pass, so a filled text is never read for placeholders itself.
     messages = [{"role": m.role, "content": PLACEHOLDER.sub(lambda found: fills.get(found.group(0), found.group(0)),
                                                              m.content)} for m in varied.messages]
-    return EpisodeSetup(scenario=varied, world=world, messages=messages, content_hash=content_hash,
-                        checks_hash=digests[0], rubric_hash=digests[1])
+    return EpisodeSetup(scenario=varied, world=world, messages=messages, scenario_ref=ref)
 
 
 def resolve_reference_step(step: ReferenceStep, world: World) -> dict:

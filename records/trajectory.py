@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from records.checks import Check
 from records.trace import StepRecord
@@ -15,7 +15,10 @@ from records.verdicts import JudgeResult, JudgeRubric, Verdicts, rubric_digest
 
 
 class ScenarioRef(BaseModel):
-    """The scenario facts the evaluator needs, frozen into the trajectory at run time."""
+    """The scenario facts the evaluator needs, frozen into the trajectory at run time. Frozen as a model too: the
+    episodes of one scenario and variant in a process share one (envs.episode builds it once)."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: str
     hash: str
@@ -35,10 +38,11 @@ class ScenarioRef(BaseModel):
 
     @model_validator(mode="after")
     def _fill_hashes(self) -> ScenarioRef:
+        # Written to __dict__: a frozen model refuses assignment, and this is still its making.
         if self.checks_hash is None:
-            self.checks_hash = checks_digest(self.checks)
+            self.__dict__["checks_hash"] = checks_digest(self.checks)
         if self.rubric_hash is None and self.rubric is not None:
-            self.rubric_hash = rubric_digest(self.rubric)
+            self.__dict__["rubric_hash"] = rubric_digest(self.rubric)
         return self
 
 

@@ -40,7 +40,8 @@ def view_decision(console: OperationsConsole, args: NoArgs) -> str:
     return f"# {console.title} ({status})\n\n{console.render_options()}"
 
 
-@tool(name="choose_option", args=ChooseOptionArgs, app="console", refine_schema=_letters_enum)
+@tool(name="choose_option", args=ChooseOptionArgs, app="console", refine_schema=_letters_enum,
+      refine_key=lambda console: len(console.display_order))  # the letters follow from the number of options
 def choose_option(console: OperationsConsole, args: ChooseOptionArgs) -> ToolResult:
     """Record your final decision in the operations console by choosing one option. This is final."""
     try:

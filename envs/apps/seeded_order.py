@@ -52,34 +52,66 @@ def _seed_words(seed: int) -> tuple[int, int, int, int]:
     entropy = [seed & _M32]
     while seed := seed >> 32:
         entropy.append(seed & _M32)
-    hash_const = _INIT_A
+    if len(entropy) <= _POOL_SIZE:  # every seed below 2**128: no entropy past the pool
+        return _seed_words_of_pool(*entropy, *[0] * (_POOL_SIZE - len(entropy)))
     # The pool's words, then the entropy past the pool (mixed into every pool word in turn)
     mixed = [*entropy[:_POOL_SIZE], *[0] * (_POOL_SIZE - len(entropy)), *entropy[_POOL_SIZE:]]
+    hashes = iter(_hash_constants(_INIT_A, _MULT_A, _POOL_SIZE * len(mixed)))  # each word once, then its mixes
     pool = []
     for word in mixed[:_POOL_SIZE]:
-        word ^= hash_const
-        hash_const = (hash_const * _MULT_A) & _M32
-        word = (word * hash_const) & _M32
+        before, after = next(hashes)
+        word = ((word ^ before) * after) & _M32
         pool.append(word ^ (word >> _XSHIFT))
     sources = [(src, None) for src in range(_POOL_SIZE)] + [(None, word) for word in mixed[_POOL_SIZE:]]
     for src, extra in sources:
         for dst in range(_POOL_SIZE):
             if src == dst:
                 continue
-            word = pool[src] if src is not None else extra
-            word ^= hash_const
-            hash_const = (hash_const * _MULT_A) & _M32
-            word = (word * hash_const) & _M32
+            before, after = next(hashes)
+            word = (((pool[src] if src is not None else extra) ^ before) * after) & _M32
             word ^= word >> _XSHIFT
             result = (_MIX_MULT_L * pool[dst] - _MIX_MULT_R * word) & _M32
             pool[dst] = result ^ (result >> _XSHIFT)
-    halves, hash_const = [], _INIT_B
-    for k in range(8):
-        word = pool[k % _POOL_SIZE] ^ hash_const
-        hash_const = (hash_const * _MULT_B) & _M32
-        word = (word * hash_const) & _M32
+    halves = []
+    for k, (before, after) in enumerate(_hash_constants(_INIT_B, _MULT_B, 8)):
+        word = ((pool[k % _POOL_SIZE] ^ before) * after) & _M32
         halves.append(word ^ (word >> _XSHIFT))
     return tuple(halves[k] | halves[k + 1] << 32 for k in range(0, 8, 2))  # type: ignore[return-value]
+
+
+def _seed_words_of_pool(*words: int) -> tuple[int, int, int, int]:
+    """_seed_words for entropy that fills the pool alone: the same hashes and mixes in the same order, with the hash
+    constants (the same for every seed) looked up instead of stepped."""
+    constants = _hash_constants(_INIT_A, _MULT_A, 4 * _POOL_SIZE)
+    pool = []
+    for word, (before, after) in zip(words, constants[:_POOL_SIZE], strict=True):
+        word = ((word ^ before) * after) & _M32
+        pool.append(word ^ (word >> _XSHIFT))
+    for (src, dst), (before, after) in zip(_MIX_ORDER, constants[_POOL_SIZE:], strict=True):
+        word = ((pool[src] ^ before) * after) & _M32
+        result = (_MIX_MULT_L * pool[dst] - _MIX_MULT_R * (word ^ (word >> _XSHIFT))) & _M32
+        pool[dst] = result ^ (result >> _XSHIFT)
+    halves = []
+    for word, (before, after) in zip(pool + pool, _hash_constants(_INIT_B, _MULT_B, 8), strict=True):
+        word = ((word ^ before) * after) & _M32
+        halves.append(word ^ (word >> _XSHIFT))
+    return (halves[0] | halves[1] << 32, halves[2] | halves[3] << 32, halves[4] | halves[5] << 32,
+            halves[6] | halves[7] << 32)
+
+
+_MIX_ORDER = tuple((src, dst) for src in range(_POOL_SIZE) for dst in range(_POOL_SIZE) if src != dst)
+
+
+@lru_cache(maxsize=64)
+def _hash_constants(start: int, multiplier: int, count: int) -> tuple[tuple[int, int], ...]:
+    """The hash constant before and after each of SeedSequence's first `count` hashes: it steps the same way whatever
+    is hashed, so it is worked out once, not per seed."""
+    pairs, constant = [], start
+    for _ in range(count):
+        stepped = (constant * multiplier) & _M32
+        pairs.append((constant, stepped))
+        constant = stepped
+    return tuple(pairs)
 
 
 def _pcg64_seeded(words: tuple[int, int, int, int]) -> tuple[int, int]:

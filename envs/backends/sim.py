@@ -65,7 +65,8 @@ class SimBackend(Backend):
         tool = self._tool(call.tool)
         world = self._require_world()
         result = tool.invoke(self._target(tool, world), call.args)
-        if self._noting and not result.ends_episode and (notes := observation_notes(world)):  # what a screen would show (a pop-up)
+        # What a screen would show (a pop-up), where a hosted app adds such notes.
+        if self._noting and not result.ends_episode and (notes := observation_notes(world)):
             return replace(result, output="\n\n".join([result.output, *notes]))
         return result
 

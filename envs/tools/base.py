@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -62,6 +62,9 @@ class Tool:
     app: str | None = None  # the world app the tool acts on; None = the world itself, always available
     needs_shell: bool = False  # only shell backends (local, docker) can serve it
     refine_schema: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+    # What the refined schema depends on, as a hashable value of the target (the console's number of options); with
+    # it, each refined schema's text is made once per value instead of being checked against the last one.
+    refine_key: Callable[[Any], Hashable] | None = None
 
     def spec(self, target: Any) -> ToolSpec:
         # Each call gets its own copy: refine_schema and callers may edit it, the cached one stays as built. Parsing
@@ -75,6 +78,8 @@ class Tool:
         """`json.dumps(self.spec(target).as_openai(), ensure_ascii=False)`, the text an observation lists tools by.
         Every episode shows it: kept per tool, and where refine_schema makes the schema per episode, reused while the
         refined schema pickles to the same bytes (the same types, values and key order, so the same JSON)."""
+        if self.refine_schema is not None and self.refine_key is not None:
+            return self._keyed_spec_text(target)
         kept = _SPEC_TEXTS.get(id(self))
         if kept is not None and kept[0] is not self:
             kept = None
@@ -95,6 +100,17 @@ class Tool:
         _SPEC_TEXTS[id(self)] = (self, text, key)  # the tool is kept with its text, so its id is never reused meanwhile
         return text
 
+    def _keyed_spec_text(self, target: Any) -> str:
+        key = (id(self), self.refine_key(target))
+        kept = _KEYED_SPEC_TEXTS.get(key)
+        if kept is not None and kept[0] is self:
+            return kept[1]
+        text = _ENCODER.encode(self.spec(target).as_openai())
+        if len(_KEYED_SPEC_TEXTS) >= _MAX_SPEC_TEXTS:
+            _KEYED_SPEC_TEXTS.clear()
+        _KEYED_SPEC_TEXTS[key] = (self, text)  # kept with its tool, so the tool's id is not reused meanwhile
+        return text
+
     def invoke(self, target: Any, args: dict[str, Any]) -> ToolResult:
         try:
             parsed = self.args_model.model_validate(args)
@@ -113,6 +129,8 @@ _SCHEMAS: WeakKeyDictionary[type[BaseModel], str] = WeakKeyDictionary()
 # make tools (tests). One encoder for all: json.dumps with an option builds a new one each call.
 _SPEC_TEXTS: dict[int, tuple[Tool, str, bytes | None]] = {}
 _MAX_SPEC_TEXTS = 4096
+# (id(tool), its refine_key of the target) -> (tool, spec text), for tools that declare what their schema depends on.
+_KEYED_SPEC_TEXTS: dict[tuple[int, Hashable], tuple[Tool, str]] = {}
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
@@ -138,7 +156,8 @@ def register_tool(tool: Tool) -> Tool:
 
 
 def tool(*, name: str, args: type[BaseModel], app: str | None = None, needs_shell: bool = False,
-         refine_schema: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+         refine_schema: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None,
+         refine_key: Callable[[Any], Hashable] | None = None
          ) -> Callable[[Callable[[Any, Any], ToolResult | str]], Tool]:
     """Decorator: make `fn(target, args) -> ToolResult | str` a Tool (its docstring describes it). The target is the
     world when `app` is None, else that app's surface. An app lists the result in its `tools`; a tool that belongs
@@ -150,7 +169,8 @@ def tool(*, name: str, args: type[BaseModel], app: str | None = None, needs_shel
             return result if isinstance(result, ToolResult) else ToolResult(output=result)
 
         return Tool(name=name, description=(fn.__doc__ or "").strip(), args_model=args, fn=run,
-                    app=app, needs_shell=needs_shell, refine_schema=refine_schema)
+                    app=app, needs_shell=needs_shell, refine_schema=refine_schema,
+                    refine_key=refine_key)
 
     return wrap
 
