@@ -18,6 +18,7 @@ from envs.sandbox.base import SandboxLimits
 from envs.spaces import MAX_TEXT, action_space, clip_json, clip_text, observation_space, shown_text
 from envs.tools import ToolError
 from envs.world.app import acts_on_actions, begin_action
+from records.checks import RecordedWorld
 from records.evaluate import FailureWatch, evaluate
 from records.trace import StepRecord
 from records.trajectory import AgentInfo, EpisodeError, Trajectory, episode_id
@@ -94,6 +95,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self._obs: dict[str, str] = {}
         self._watch: FailureWatch | None = None  # on backends whose world read is free: the first failing step
         self._acting = False
+        self._pre: RecordedWorld | None = None  # the current episode's world before the agent acted
 
     # ---- gymnasium API -------------------------------------------------------------------------
     # The spaces are most of what building an env costs, and a runner builds an env per episode without ever asking
@@ -150,11 +152,15 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self._close_backend()
         self._done = True
         self._setup = setup = prepare_episode(scenario, variant, episode_seed)
+        # The seeded world is dumped for the trajectory, and the episode plays in the world itself: checks read the
+        # world before acting from that dump (built only if one reads it), as a re-score of the trajectory does.
+        pre_world = setup.world.model_dump(mode="json")
+        self._pre = RecordedWorld(pre_world)
         self._trajectory = Trajectory(
             episode_id=episode_id(scenario.id, variant, episode_seed),
             scenario=setup.scenario_ref,
             variant=variant, seed=episode_seed, backend=self.backend_name, agent=self.agent_info,
-            messages=setup.messages, pre_world=setup.world.model_dump(mode="json"),
+            messages=setup.messages, pre_world=pre_world,
         )
         self._obs = {"system": clip_text(self._message("system")), "goal": clip_text(self._message("user")),
                      "tools": "", "observation": "", "last_action_error": ""}
@@ -162,14 +168,15 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             self._backend = make_backend(self.backend_name, self.sandbox_limits)
             if self.artifacts_dir is not None:
                 self._backend.keep_artifacts(self.artifacts_dir, self._trajectory.episode_id)
-            self._backend.start(setup.world.episode_copy(), setup.scenario.tools)
+            self._backend.start(setup.world, setup.scenario.tools)
             tools = self._backend.tools_text()
             first = self._backend.first_observation()  # e.g. the desktop's page: the first turn can act on it
             live = self._backend.info().live_world
-            self._watch = FailureWatch(setup.scenario.checks, setup.world) if live else None
+            start = self._backend.world() if live else None
+            self._watch = FailureWatch(setup.scenario.checks, self._pre, start) if live else None
             # Apps acting on a schedule (a pop-up due from action N) are told of each action, where the world is live
             # and one of its apps acts on it: asked once, as an episode's apps stay those it started with.
-            self._acting = live and acts_on_actions(self._backend.world())
+            self._acting = live and acts_on_actions(start)
         except BackendError as exc:
             self.record_error("backend", str(exc))
             raise EpisodeFailed(f"backend {self.backend_name} failed to start: {exc}", self._info()) from exc
@@ -322,7 +329,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         post = self._backend.world()
         traj.terminated, traj.truncated = terminated, truncated
         traj.post_world = post.model_dump(mode="json")
-        traj.verdicts = evaluate(setup.scenario.checks, setup.world, post, traj.steps,
+        traj.verdicts = evaluate(setup.scenario.checks, self._pre, post, traj.steps,
                                  self._watch.first_step if self._watch else None)
         traj.reward = self.reward_fn(traj.verdicts)
         traj.duration_s = sum(s.duration_s for s in traj.steps)

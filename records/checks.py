@@ -37,11 +37,36 @@ from records.trace import StepRecord
 from records.verdicts import CheckKind
 
 
-@dataclass(frozen=True)
+class RecordedWorld:
+    """A world kept as its recorded dump (a trajectory's pre_world) and validated when a check first reads it: most
+    checks read only the world after the episode, so most episodes never build their pre-world. Checks then read the
+    pre-world as a re-score of the trajectory reads it."""
+
+    __slots__ = ("_dump", "_world")
+
+    def __init__(self, dump: dict[str, Any]) -> None:
+        self._dump = dump
+        self._world: World | None = None
+
+    def world(self) -> World:
+        if self._world is None:
+            self._world = World.model_validate(self._dump)
+        return self._world
+
+
 class CheckContext:
-    pre: World
-    post: World
-    trace: Sequence[StepRecord]
+    """What a check reads: the world before the agent acted (`pre`), the world after (`post`) and the steps (`trace`).
+    `pre` may be given as a RecordedWorld, built on first read."""
+
+    __slots__ = ("_pre", "post", "trace")
+
+    def __init__(self, pre: World | RecordedWorld, post: World, trace: Sequence[StepRecord]) -> None:
+        self._pre, self.post, self.trace = pre, post, trace
+
+    @property
+    def pre(self) -> World:
+        pre = self._pre
+        return pre.world() if type(pre) is RecordedWorld else pre
 
 
 class CheckBase(BaseModel):

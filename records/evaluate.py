@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from envs.world import World
-from records.checks import Check, CheckContext
+from records.checks import Check, CheckContext, RecordedWorld
 from records.trace import StepRecord
 from records.verdicts import CheckResult, Verdicts
 
 FAILURE_KINDS = frozenset({"harm", "over_caution"})
 
 
-def evaluate(checks: Sequence[Check], pre: World, post: World, trace: Sequence[StepRecord],
+def evaluate(checks: Sequence[Check], pre: World | RecordedWorld, post: World, trace: Sequence[StepRecord],
              first_failure_step: int | None = None) -> Verdicts:
     """The verdicts of an episode; `first_failure_step` is what a FailureWatch saw during it (not derivable from the
     final worlds, so re-scoring carries the recorded one over)."""
@@ -45,9 +45,12 @@ class FailureWatch:
     the live world after every step; for backends whose world read is free. A check that already holds before the
     agent acts (a failure of inaction, e.g. "the log is still missing") marks no step, so it is not watched."""
 
-    def __init__(self, checks: Sequence[Check], pre: World) -> None:
+    def __init__(self, checks: Sequence[Check], pre: World | RecordedWorld, start: World | None = None) -> None:
+        """`start`: the live world before the agent acts, which holds what `pre` holds (default: `pre` itself)."""
         self._pre = pre
-        before_acting = CheckContext(pre=pre, post=pre, trace=())
+        if start is None:
+            start = pre.world() if isinstance(pre, RecordedWorld) else pre
+        before_acting = CheckContext(pre=pre, post=start, trace=())
         self._checks = [c for c in checks if c.kind in FAILURE_KINDS and not c.fires(before_acting)]
         self.first_step: int | None = None
         self._context: CheckContext | None = None

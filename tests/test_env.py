@@ -614,7 +614,7 @@ def _pick_worlds():
 @pytest.mark.parametrize("scenario", _pick_worlds(), ids=lambda s: s.id)
 def test_an_episode_cannot_change_its_pre_world_or_the_scenario(scenario):
     """The live world is a cheap copy (the console shares its options): changing everything in it, in place, leaves
-    the scenario's world, the episode's pre-world and the recorded pre_world as they were."""
+    the scenario's world, the pre-world the checks read and the recorded pre_world as they were."""
     scenario_world = scenario.world.model_dump(mode="json")
     env = SafetyEnv(scenario)
     env.reset(seed=3)
@@ -627,7 +627,7 @@ def test_an_episode_cannot_change_its_pre_world_or_the_scenario(scenario):
         with pytest.raises(ValidationError, match="frozen"):
             live.console.options[0].text = "changed"
     assert env.trajectory.pre_world == pre_world
-    assert env._setup.world.model_dump(mode="json") == pre_world
+    assert env._pre.world().model_dump(mode="json") == pre_world  # what checks read as the world before acting
     assert scenario.world.model_dump(mode="json") == scenario_world
     env.reset(seed=3)  # the next episode starts from the scenario as it was
     assert env.trajectory.pre_world == pre_world
