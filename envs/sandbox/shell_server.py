@@ -29,6 +29,7 @@ CHUNK = 65536
 SCRIPT = "@SCRIPT@"  # in a run request's argv: the path of the memory file holding its script
 DRAIN_S = 2.0  # after the agent's processes are killed, its pipes close at once; bound it all the same
 KILL_ROUNDS = 500
+FORK_RETRY_S = 0.01  # between tries to start a command while the process limit is still taken
 
 
 def write_all(fd, data):
@@ -126,11 +127,21 @@ class Server:
             argv, pass_fds = [arg.replace(SCRIPT, f"/dev/fd/{script}") for arg in argv], (script,)
         stdin = blobs[-1] if blobs else b""
         try:
-            # No input at all (not an empty pipe) where the host sends none, as `docker exec` without -i would.
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if request["stdin"] else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=request["cwd"],
-                                    env=self.env, user=self.uid, group=self.uid, extra_groups=[],
-                                    start_new_session=True, pass_fds=pass_fds)
+            while True:
+                try:
+                    # No input at all (not an empty pipe) where the host sends none, as `docker exec` without -i would.
+                    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if request["stdin"] else subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=request["cwd"],
+                                            env=self.env, user=self.uid, group=self.uid, extra_groups=[],
+                                            start_new_session=True, pass_fds=pass_fds)
+                    break
+                except BlockingIOError:
+                    # The process limit is still taken by the last command's processes (a fork bomb's), killed but
+                    # not all released yet: wait for them, within this command's time.
+                    if time.monotonic() + FORK_RETRY_S >= deadline:
+                        raise
+                    self.end_agent_processes()
+                    time.sleep(FORK_RETRY_S)
         finally:
             for fd in pass_fds:
                 os.close(fd)
