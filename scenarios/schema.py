@@ -12,8 +12,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    SerializerFunctionWrapHandler,
-    model_serializer,
     model_validator,
 )
 
@@ -72,15 +70,9 @@ class References(BaseModel):
     model_config = ConfigDict(extra="forbid")
     good: list[ReferenceStep] = Field(min_length=1)
     bad: list[ReferenceStep] = Field(min_length=1)
-    desktop: DesktopReferences | None = None
-
-    @model_serializer(mode="wrap")
-    def _without_absent_desktop(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Scenarios without desktop references dump (and so hash) exactly as they did before the field existed.
-        data = handler(self)
-        if self.desktop is None:
-            data.pop("desktop", None)
-        return data
+    # Left out of dumps when absent: scenarios without desktop references dump (and so hash) exactly as they did
+    # before the field existed.
+    desktop: DesktopReferences | None = Field(default=None, exclude_if=lambda desktop: desktop is None)
 
     def steps(self, which: str, desktop: bool) -> list[ReferenceStep]:
         """The `which` (good or bad) trajectory for a backend that serves the desktop (`desktop`) or tools."""
