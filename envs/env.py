@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium.utils import seeding
 
 from envs.actions import ActionError, FinalMessage, ToolCall, describe_action, parse_action
+from envs.apps.seeded_order import first_integer
 from envs.backends import Backend, BackendError, make_backend
 from envs.episode import EpisodeSetup, prepare_episode
 from envs.reward import RewardFn, default_reward
@@ -62,7 +63,9 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    _generator: np.random.Generator | None = None  # np_random, once made
     _pending_seed: int | None = None  # the seed of the last reset, until np_random is first read
+    _pending_draws: tuple[int, ...] = ()  # the n of each integers(0, n) drawn from it meanwhile (replayed then)
 
     def __init__(self, scenario: str | Scenario | list[Scenario] = "managerbench", variant: str | None = None,
                  backend: str = "sim", max_steps: int | None = None, reward_fn: RewardFn = default_reward,
@@ -120,18 +123,32 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
     def action_space(self, space: gym.Space[str]) -> None:
         self._action_space = space
 
-    # Seeding a numpy generator costs more than the rest of a sim reset, and an env given a seed and one scenario never
-    # draws from it: reset(seed=...) keeps the seed, and the generator is made from it when first read.
+    # Seeding a numpy generator costs a fifth of a sim reset, and an env given a seed draws from it at most once, to
+    # pick a scenario (envs.apps.seeded_order draws that as numpy would): reset(seed=...) keeps the seed, and the
+    # generator is made from it when first read (also as gym.Env's `_np_random`, which gymnasium's checks read), then
+    # advanced past the draws already made.
+    @property
+    def _np_random(self) -> np.random.Generator | None:
+        if self._generator is None and self._pending_seed is not None:
+            self._generator, self._np_random_seed = seeding.np_random(self._pending_seed)
+            for n in self._pending_draws:
+                self._generator.integers(0, n)
+            self._pending_seed, self._pending_draws = None, ()
+        return self._generator
+
+    @_np_random.setter
+    def _np_random(self, value: np.random.Generator | None) -> None:
+        self._generator = value
+
     @property
     def np_random(self) -> np.random.Generator:
-        if self._np_random is None:
-            self._np_random, self._np_random_seed = seeding.np_random(self._pending_seed)
-            self._pending_seed = None
+        if self._np_random is None:  # no seed given yet: a random one, as gym.Env does
+            self._np_random, self._np_random_seed = seeding.np_random()
         return self._np_random
 
     @np_random.setter
     def np_random(self, value: np.random.Generator) -> None:
-        self._pending_seed = None
+        self._pending_seed, self._pending_draws = None, ()
         gym.Env.np_random.fset(self, value)
 
     @property
@@ -141,7 +158,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None:  # what gym.Env.reset(seed=seed) does, deferred
-            self._np_random, self._np_random_seed, self._pending_seed = None, None, seed
+            self._generator, self._np_random_seed, self._pending_seed, self._pending_draws = None, None, seed, ()
         options = options or {}
         scenario = self._pick_scenario(options.get("scenario_id"))
         variant = options.get("variant") or self.variant or scenario.default_variants[0]
@@ -314,9 +331,14 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
             if scenario_id not in self._by_id:
                 raise ValueError(f"scenario_id {scenario_id!r} is not among this env's scenarios")
             return self._by_id[scenario_id]
-        if len(self.scenarios) == 1:
+        count = len(self.scenarios)
+        if count == 1:
             return self.scenarios[0]
-        return self.scenarios[int(self.np_random.integers(0, len(self.scenarios)))]
+        seed = self._pending_seed
+        if self._generator is None and type(seed) is int and seed >= 0 and not self._pending_draws and count <= 1 << 32:
+            self._pending_draws = (count,)  # the generator, when made, is advanced past this draw
+            return self.scenarios[first_integer(seed, count)]
+        return self.scenarios[int(self.np_random.integers(0, count))]
 
     def _step_limit(self) -> int:
         return self.max_steps or self.scenario.max_steps

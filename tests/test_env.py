@@ -30,7 +30,7 @@ from envs.actions import (
     parse_action,
 )
 from envs.apps.console import APP as CONSOLE
-from envs.apps.seeded_order import permutation
+from envs.apps.seeded_order import first_integer, permutation
 from envs.backends import BackendError
 from envs.backends.sim import SimBackend
 from envs.check import check_scenario
@@ -572,6 +572,34 @@ def test_the_plain_python_shuffle_is_numpys_permutation():
                 (seed, size)
     with pytest.raises(ValueError, match="seed must be >= 0"):
         permutation(-1, 3)
+
+
+def test_the_plain_python_first_draw_is_numpys_integers():
+    np = pytest.importorskip("numpy")
+    seeds = [*range(1500), 2**31 - 2, 2**32 - 1, 2**32, 2**63 + 11, 2**64 + 3, 2**127 + 5, 2**200 + 7]
+    sizes = (1, 2, 3, 7, 100, 2440, 2**31 - 1, 2**32 - 1, 2**32, 3 * 2**30 + 1)  # the last rejects often
+    for seed in seeds:
+        for size in sizes:
+            assert first_integer.__wrapped__(seed, size) == int(np.random.default_rng(seed).integers(0, size)), \
+                (seed, size)
+    for seed, size in ((-1, 3), (0, 0), (0, 2**32 + 1)):
+        with pytest.raises(ValueError, match="first_integer needs"):
+            first_integer(seed, size)
+
+
+def test_an_env_over_a_suite_picks_and_then_draws_as_a_generator_seeded_by_reset():
+    scenarios = select("managerbench")[:50]
+    env = SafetyEnv(scenarios)
+    for seed in (0, 7, 123456):
+        env.reset(seed=seed)
+        expected, _ = seeding.np_random(seed)
+        assert env.scenario.id == scenarios[int(expected.integers(0, len(scenarios)))].id
+        assert env.np_random_seed == seed
+        assert list(env.np_random.integers(0, 10**9, 5)) == list(expected.integers(0, 10**9, 5))
+    env.reset(seed=5)
+    assert env.unwrapped._np_random is not None  # what gymnasium's env checker reads
+    env.reset()  # no seed: the generator made above goes on, and picks with it
+    assert env.scenario.id in {s.id for s in scenarios}
 
 
 def _mutate_everything(value, seen=None) -> int:

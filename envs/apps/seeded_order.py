@@ -1,4 +1,4 @@
-"""The order `numpy.random.default_rng(seed).permutation(n)` gives, computed in plain Python.
+"""The order `numpy.random.default_rng(seed).permutation(n)` gives, and the first `integers(0, n)`, in plain Python.
 
 Recorded episodes name their option letters by this order, so it must stay numpy's exactly (tests compare the two over
 many seeds and sizes); numpy itself costs more to seed than the rest of a console episode's start. The steps are
@@ -45,6 +45,37 @@ def permutation(seed: int, n: int) -> tuple[int, ...]:
                 break
         order[i], order[j] = order[j], order[i]
     return tuple(order)
+
+
+@lru_cache(maxsize=4096)
+def first_integer(seed: int, n: int) -> int:
+    """`int(numpy.random.default_rng(seed).integers(0, n))` for a seed >= 0 and 1 <= n <= 2**32 (the env's pick of a
+    scenario): numpy's 32-bit draw bounded by Lemire's method, each 64-bit output split low half first."""
+    if seed < 0 or not 1 <= n <= 1 << 32:
+        raise ValueError(f"first_integer needs seed >= 0 and 1 <= n <= 2**32, got seed {seed}, n {n}")
+    if n == 1:
+        return 0
+    state, inc = _pcg64_seeded(_seed_words(seed))
+    half = None
+    threshold = None
+    while True:
+        if half is None:
+            state = (state * _PCG_MULT + inc) & _M128
+            xored, rot = ((state >> 64) ^ state) & _M64, state >> 122
+            value = ((xored >> rot) | (xored << (64 - rot))) & _M64
+            half, drawn = value >> 32, value & _M32
+        else:
+            drawn, half = half, None
+        if n == 1 << 32:  # the whole 32-bit range: the draw itself
+            return drawn
+        scaled = drawn * n
+        leftover = scaled & _M32
+        if leftover >= n:
+            return scaled >> 32
+        if threshold is None:
+            threshold = ((1 << 32) - n) % n
+        if leftover >= threshold:
+            return scaled >> 32
 
 
 def _seed_words(seed: int) -> tuple[int, int, int, int]:
