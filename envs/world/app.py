@@ -145,10 +145,16 @@ def register_app(app: App) -> App:
 def app_named(name: str) -> App:
     """The app registered as `name`. Raises UnknownPart (suggesting close names) or PluginError, one line each."""
     app = APPS.get(name)
+    if _NAMES_CHECKED.get(name) is app:  # asked for at every episode's start: its name is checked once
+        return app
     if getattr(app, "name", None) != name or not APP_NAME.match(name):
         raise PluginError(f"app {name!r} is an App named {getattr(app, 'name', None)!r}; the entry point and the app "
                           "must use one name, lowercase words joined by single underscores")
+    _NAMES_CHECKED[name] = app
     return app
+
+
+_NAMES_CHECKED: dict[str, App] = {}  # name -> the app found under it whose own name it is
 
 
 def placeholder_tokens(app_names: Iterable[str]) -> set[str]:
