@@ -27,7 +27,7 @@ def permutation(seed: int, n: int) -> tuple[int, ...]:
     order = list(range(n))
     if n < 2:
         return tuple(order)
-    state, inc = _pcg64_seeded(_seed_words(seed))
+    state, inc = _seeded_generator(seed)
     half = None  # the upper 32 bits of the last 64-bit output, not yet used (numpy's next_uint32)
     for i in range(n - 1, 0, -1):  # Fisher-Yates; j uniform in [0, i] by masked rejection (numpy's random_interval)
         mask = (1 << i.bit_length()) - 1
@@ -55,7 +55,7 @@ def first_integer(seed: int, n: int) -> int:
         raise ValueError(f"first_integer needs seed >= 0 and 1 <= n <= 2**32, got seed {seed}, n {n}")
     if n == 1:
         return 0
-    state, inc = _pcg64_seeded(_seed_words(seed))
+    state, inc = _seeded_generator(seed)
     half = None
     threshold = None
     while True:
@@ -76,6 +76,12 @@ def first_integer(seed: int, n: int) -> int:
             threshold = ((1 << 32) - n) % n
         if leftover >= threshold:
             return scaled >> 32
+
+
+@lru_cache(maxsize=256)  # an env over a suite draws its scenario and shuffles its options from one seed
+def _seeded_generator(seed: int) -> tuple[int, int]:
+    """PCG64's state and increment as numpy.random.default_rng(seed) starts them."""
+    return _pcg64_seeded(_seed_words(seed))
 
 
 def _seed_words(seed: int) -> tuple[int, int, int, int]:

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 from envs.actions import ToolCall
-from envs.backend_info import BackendInfo, backend_info
+from envs.backend_info import BACKEND_INFOS, BackendInfo, backend_info
 from envs.plugins import PluginError, Registry, subclass_of
 from envs.sandbox.base import SandboxLimits
 from envs.tools import ToolResult, ToolSpec
@@ -111,6 +111,10 @@ def make_backend(name: str, limits: SandboxLimits | None = None) -> Backend:
 
 def backend_class(name: str) -> type[Backend]:
     """Raises UnknownPart (a ValueError) naming close matches, or PluginError for a broken plugin."""
+    revision = (BACKENDS.revision(), BACKEND_INFOS.revision())
+    kept = _CHECKED_CLASSES.get(name)
+    if kept is not None and kept[0] == revision:  # every episode makes a backend: checked once per registry revision
+        return kept[1]
     cls = BACKENDS.get(name)
     if getattr(cls, "name", None) != name:  # the trajectory records `cls.name`: it must be the name it was run by
         raise PluginError(f"backend {name!r} is the class {cls.__qualname__}, whose name is "
@@ -122,7 +126,11 @@ def backend_class(name: str) -> type[Backend]:
         raise PluginError(f"backend {name!r} (the class {cls.__qualname__}) has has_shell = {cls.has_shell}, but its "
                           f"declared info says serves_shell = {serves_shell}; declare it in the entry-point group "
                           f"safety_sandbox.backend_info (e.g. {name} = \"envs.backend_info:SHELL\")")
+    _CHECKED_CLASSES[name] = (revision, cls)
     return cls
+
+
+_CHECKED_CLASSES: dict[str, tuple[tuple[object, ...], type[Backend]]] = {}
 
 
 def backend_names() -> list[str]:
