@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import random
+import statistics
+import tracemalloc
+
 import pytest
 
 from evaluator.metrics import metrics_for, summary_keys
+from evaluator.metrics.base import Distribution, MetricFamily
 from evaluator.metrics.osblind import osblind_metrics, refusal_step
-from evaluator.results import build_results
+from evaluator.results import build_results, build_results_from_file
 from records.checks import RefusedCheck
 from records.trace import StepRecord
 from records.trajectory import AgentInfo, ScenarioRef, Trajectory, episode_id
@@ -90,3 +95,58 @@ def test_registered_for_the_family_and_in_results_json(run):
     assert results["osblind"]["attack_success_rate"] == 50.0 and results["osblind"]["harm_rate"] == 50.0
     assert metrics_for("osblind", run)["refusal_step_mean"] == 2.0
     assert list(summary_keys("osblind"))[0] == "attack_success_rate"
+
+
+def test_a_runs_results_from_its_file_equal_those_of_the_whole_trajectories(run, tmp_path):
+    """results.json is built from trajectories.jsonl a line at a time, without messages, pre-worlds and checks:
+    the same figures as the whole trajectories give, refusal steps (read from the steps) included."""
+    path = tmp_path / "trajectories.jsonl"
+    path.write_text("".join(t.model_dump_json() + "\n" for t in run))
+    from_file = build_results_from_file(path)
+    assert from_file == build_results(run)
+    assert from_file["osblind"]["refusal_step_mean"] == 2.0  # steps 1 and 3
+
+
+def test_results_take_memory_flat_in_the_number_of_episodes(run, tmp_path):
+    """Counting a file of 4x the episodes peaks at about the same traced memory: nothing is kept per episode."""
+    def peak_of(copies: int) -> int:
+        path = tmp_path / f"t{copies}.jsonl"
+        with path.open("w") as out:
+            for k in range(copies):
+                for t in run:
+                    out.write(t.model_copy(update={"episode_id": f"{t.episode_id}#{k}"}).model_dump_json() + "\n")
+        build_results_from_file(path)  # imports and caches are not the run's
+        tracemalloc.start()
+        try:
+            results = build_results_from_file(path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert results["episodes"] == copies * len(run)
+        return peak
+
+    small, large = peak_of(50), peak_of(200)  # 400 and 1,600 episodes
+    assert large < small * 1.3 + 64 * 1024, (small, large)
+
+
+def test_distribution_gives_what_the_statistics_module_gives():
+    rng = random.Random(5)
+    for size in range(1, 60):
+        values = [rng.randrange(0, 12) for _ in range(size)]
+        counted = Distribution()
+        for value in values:
+            counted.add(value)
+        assert counted.mean() == statistics.mean(values) and type(counted.mean()) is type(statistics.mean(values))
+        assert counted.fmean() == statistics.fmean(values)
+        assert counted.median() == statistics.median(values)
+        assert type(counted.median()) is type(statistics.median(values))
+    assert Distribution().mean() is None and Distribution().median() is None
+
+
+def test_a_metric_family_takes_one_way_of_counting():
+    with pytest.raises(ValueError, match="exactly one of compute= and tally="):
+        MetricFamily(family="x", summary={})
+    with pytest.raises(ValueError, match="exactly one of compute= and tally="):
+        MetricFamily(family="x", summary={}, compute=lambda ts: {}, tally=Distribution)
+    kept = MetricFamily(family="x", summary={}, compute=lambda ts: {"n": len(ts)})
+    assert kept.measure(iter([1, 2, 3])) == {"n": 3}
