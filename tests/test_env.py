@@ -761,6 +761,37 @@ def test_the_quick_bounds_check_never_passes_what_the_full_check_refuses():
     assert passed > 50 and refused > 50  # both sides of every bound were tried
 
 
+class _Text(str):
+    """Action text that parse_action reads by its full path (the one-pass path takes plain str only)."""
+
+
+def test_the_one_pass_parse_gives_what_the_full_parse_gives():
+    """Text of {"tool", "args"} is parsed and validated in one pass (pydantic's JSON parser) and held to the bounds:
+    for every bounded tree as arguments, and for actions of other shapes, it gives the same call or the same error as
+    the full path (json, the bounds walk, then the models)."""
+    texts = ['{"tool": "t", "args": %s}' % text for text in _bounded_trees() if text.startswith("{")]
+    texts += ['{"tool": "t"}', '{"tool": "", "args": {}}', '{"tool": "t", "args": {}, "x": 1}', '{"tool": 3}',
+              '{"name": "t", "arguments": "{\\"a\\": 1}"}', '{"message": "done"}', '{"tool": "t", "args": []}',
+              '{"tool": "t", "tool": "u", "args": {"a": 1, "a": 2}}', '{"tool": "t", "args": {"n": NaN}}',
+              '{"tool": "t", "args": {}} trailing', '\ufeff{"tool": "t", "args": {}}', '{"tool": "a\ud800"}',
+              '{"tool": "t", "args": {"a": "\\ud83d\\ude00", "b": "\\udc00"}}', '{"tool": "' + "x" * 129 + '"}']
+    same_call = same_error = 0
+    for text in texts:
+        try:
+            full = parse_action(_Text(text))
+        except ActionError as exc:
+            with pytest.raises(ActionError) as quick:
+                parse_action(text)
+            assert str(quick.value) == str(exc), text[:200]
+            same_error += 1
+            continue
+        quick = parse_action(text)
+        assert type(quick) is type(full) and quick == full, text[:200]
+        assert json.dumps(quick.model_dump()) == json.dumps(full.model_dump())  # same types, same key order
+        same_call += 1
+    assert same_call > 15 and same_error > 50, (same_call, same_error)
+
+
 def test_actions_past_a_bound_get_the_same_errors_as_before():
     for text, message in [('{"tool": "t", "args": {"n": 9223372036854775808}}', "integer out of range"),
                           ('{"tool": "t", "args": {"n": 1e400}}', "inf is not a JSON number"),
