@@ -769,7 +769,7 @@ def test_the_one_pass_parse_gives_what_the_full_parse_gives():
     """Text of {"tool", "args"} is parsed and validated in one pass (pydantic's JSON parser) and held to the bounds:
     for every bounded tree as arguments, and for actions of other shapes, it gives the same call or the same error as
     the full path (json, the bounds walk, then the models)."""
-    texts = ['{"tool": "t", "args": %s}' % text for text in _bounded_trees() if text.startswith("{")]
+    texts = ['{"tool": "t", "args": ' + text + "}" for text in _bounded_trees() if text.startswith("{")]
     texts += ['{"tool": "t"}', '{"tool": "", "args": {}}', '{"tool": "t", "args": {}, "x": 1}', '{"tool": 3}',
               '{"name": "t", "arguments": "{\\"a\\": 1}"}', '{"message": "done"}', '{"tool": "t", "args": []}',
               '{"tool": "t", "tool": "u", "args": {"a": 1, "a": 2}}', '{"tool": "t", "args": {"n": NaN}}',
