@@ -25,24 +25,25 @@ class EpisodeSetup:
         return self.scenario_ref.hash
 
 
-# (content hash, variant, transforms' revision) -> the ScenarioRef: everything in it follows from these, so it is made
-# (and its digests computed) once per process, not per episode.
-_REFS: dict[tuple[str, str, tuple[object, ...]], ScenarioRef] = {}
-_MAX_REFS = 100_000  # a bound for long-lived processes that edit scenarios; far above every shipped suite
+# Kept on each scenario object (in its __dict__, as its content hash is: out of dumps and equality, gone with the
+# scenario): (content hash, variant, transforms' revision) -> the ScenarioRef. Everything in it follows from these,
+# so it is made (and its digests computed) once per scenario and variant, not per episode.
+_REFS = "_scenario_refs_memo"
 
 
 def prepare_episode(scenario: Scenario, variant: str, seed: int) -> EpisodeSetup:
     varied = apply_variant(scenario, variant)
     content_hash = scenario.content_hash()
+    refs = scenario.__dict__.get(_REFS)
+    if refs is None:
+        refs = scenario.__dict__[_REFS] = {}
     key = (content_hash, variant, TRANSFORMS.revision())
-    ref = _REFS.get(key)
+    ref = refs.get(key)
     if ref is None:
-        ref = ScenarioRef(id=scenario.id, hash=content_hash, suite=scenario.suite, family=scenario.family,
-                          category=scenario.category, metadata=scenario.metadata, checks=varied.checks,
-                          rubric=scenario.judge)  # its validator fills in the digests
-        if len(_REFS) >= _MAX_REFS:
-            _REFS.clear()
-        _REFS[key] = ref
+        ref = refs[key] = ScenarioRef(id=scenario.id, hash=content_hash, suite=scenario.suite,
+                                      family=scenario.family, category=scenario.category,
+                                      metadata=scenario.metadata, checks=varied.checks,
+                                      rubric=scenario.judge)  # its validator fills in the digests
     world = varied.world.episode_copy()
     start = EpisodeStart(seed=seed, shuffle_options=varied.shuffle_options)
     fills: dict[str, str] = {}
