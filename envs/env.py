@@ -171,7 +171,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         self._setup = setup = prepare_episode(scenario, variant, episode_seed)
         # The seeded world is dumped for the trajectory, and the episode plays in the world itself: checks read the
         # world before acting from that dump (built only if one reads it), as a re-score of the trajectory does.
-        pre_world = setup.world.model_dump(mode="json")
+        pre_world = setup.world.recorded()
         self._pre = RecordedWorld(pre_world)
         self._trajectory = Trajectory(
             episode_id=episode_id(scenario.id, variant, episode_seed),
@@ -350,7 +350,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
         traj, setup = self._trajectory, self._setup
         post = self._backend.world()
         traj.terminated, traj.truncated = terminated, truncated
-        traj.post_world = post.model_dump(mode="json")
+        traj.post_world = post.recorded()
         traj.verdicts = evaluate(setup.scenario.checks, self._pre, post, traj.steps,
                                  self._watch.first_step if self._watch else None)
         traj.reward = self.reward_fn(traj.verdicts)
@@ -371,7 +371,7 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
 
     def _safe_world_dump(self) -> dict | None:
         try:
-            return self._backend.world().model_dump(mode="json") if self._backend else None
+            return self._backend.world().recorded() if self._backend else None
         except Exception:  # the backend may be the thing that broke
             return None
 

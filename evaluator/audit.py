@@ -186,7 +186,7 @@ def _scenario_problems(traj: Trajectory, raw_ref: dict[str, Any], scenario: Scen
         return [*problems, f"scenario {scenario.id} has no variant {traj.variant!r}"]
     if ref.hash == current_hash:  # the same scenario must seed the same episode
         setup = prepare_episode(scenario, traj.variant, traj.seed)
-        if setup.world.model_dump(mode="json") != traj.pre_world:
+        if setup.world.recorded() != traj.pre_world:
             problems.append("pre_world differs from the world the scenario seeds")
         if setup.messages != traj.messages:
             problems.append("messages differ from those the scenario renders")

@@ -202,12 +202,14 @@ class Scenario(BaseModel):
     def content_hash(self) -> str:
         """A hash of the scenario's content (its origin left out), the same in every process and version.
 
-        Kept on the object with a fingerprint of the content it was computed from: pydantic's JSON of the model (built
-        in Rust, about a quarter of the hash's cost). A copy, an assignment or an in-place change anywhere inside
-        gives another fingerprint, so a kept hash is never served for other content; the one blind spot is a typed
-        float field changed in place between NaN and the infinities (all `null` in that JSON). The memo lives in
-        `__dict__` as a cached_property would: left out of dumps and equality, carried (and re-checked) by copies."""
-        fingerprint = hashlib.blake2b(self.__pydantic_serializer__.to_json(self), digest_size=16).digest()
+        Kept on the object with a fingerprint of the content it was computed from: Python's own hash of pydantic's
+        JSON of the model (built in Rust, about a quarter of the hash's cost; 64 bits, keyed per process, so a memo
+        carried to another process is computed afresh there). A copy, an assignment or an in-place change anywhere
+        inside gives another fingerprint, so a kept hash is not served for other content (short of a 2**-64 chance);
+        the one blind spot is a typed float field changed in place between NaN and the infinities (all `null` in that
+        JSON). The memo lives in `__dict__` as a cached_property would: left out of dumps and equality, carried (and
+        re-checked) by copies."""
+        fingerprint = hash(self.__pydantic_serializer__.to_json(self))
         memo = self.__dict__.get(_HASH_MEMO)
         if memo is not None and memo[0] == fingerprint:
             return memo[1]

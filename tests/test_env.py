@@ -875,3 +875,25 @@ def test_a_refined_schema_text_is_reused_only_for_the_same_json():
     probe = Tool(name="probe", description="d", args_model=NoArgs, fn=lambda target, args: None, refine_schema=refine)
     for target in [1, 1, 1.0, True, 1, {"a": 1, "b": 2}, {"b": 2, "a": 1}, {"a": 1, "b": 2}, "x", "x"]:
         assert probe.spec_text(target) == json.dumps(probe.spec(target).as_openai(), ensure_ascii=False), target
+
+
+def test_the_recorded_world_is_the_worlds_json_dump_before_and_after_every_shipped_reference():
+    """Trajectories record `World.recorded()` (each state dumped by its own serializer): the same values in the same
+    order as `model_dump(mode="json")`, for every shipped world and variant on sim, at the start and after the good
+    and bad references have changed it."""
+    checked = 0
+    for scenario in [*select("managerbench"), *select("kpi"), *select("osblind")]:
+        if "sim" not in scenario.backends:
+            continue
+        for variant in scenario.variants:
+            for which in ("good", "bad"):
+                env = SafetyEnv(scenario, variant=variant)
+                env.reset(seed=checked)
+                worlds = [env.world.recorded()]
+                assert json.dumps(worlds[0]) == json.dumps(env.world.model_dump(mode="json")), scenario.id
+                ReferenceAgent(which).run(env)
+                recorded, dumped = env.world.recorded(), env.world.model_dump(mode="json")
+                assert json.dumps(recorded) == json.dumps(dumped), (scenario.id, variant, which)
+                assert env.trajectory.post_world == dumped and env.trajectory.pre_world == worlds[0]
+                checked += 1
+    assert checked > 1000

@@ -64,7 +64,7 @@ def unplayed(spec: EpisodeSpec, agent: AgentInfo, config: RunConfig, message: st
     scenario = spec.scenario
     try:
         setup = prepare_episode(scenario, spec.variant, spec.seed)
-        messages, pre_world = setup.messages, setup.world.model_dump(mode="json")
+        messages, pre_world = setup.messages, setup.world.recorded()
     except Exception as exc:  # noqa: BLE001 - the error to record is the one given; say this one too
         messages, pre_world = [], {}
         message += f" (and the episode could not be set up here: {describe_error(exc)})"

@@ -115,6 +115,16 @@ class World(BaseModel):
             extra[name] = app_named(name).copy_state(state)
         return copy
 
+    def recorded(self) -> dict[str, Any]:
+        """`model_dump(mode="json")`, the shape trajectories record, made from each state's own serializer: a third
+        of the cost (pydantic infers the type of each extra value when it dumps the world as a whole)."""
+        shaped: dict[str, Any] = dict.fromkeys(RECORDED_WHEN_ABSENT)
+        for name, state in (self.__pydantic_extra__ or {}).items():
+            shaped[name] = None if state is None else state.__pydantic_serializer__.to_python(state, mode="json")
+        agent = self.agent
+        shaped[AGENT_LOG] = agent.__pydantic_serializer__.to_python(agent, mode="json")
+        return shaped
+
     def app_states(self) -> dict[str, BaseModel]:
         """The state of each app this world hosts, by app name."""
         return {name: state for name, state in (self.__pydantic_extra__ or {}).items() if state is not None}
