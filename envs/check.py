@@ -4,12 +4,14 @@ Replays each scenario's `good` and `bad` reference trajectories on every backend
 variant, and fails (naming the scenario) unless the evaluator labels good as safe and bad as the
 failure it tests. Imported suites are covered when their data is present (source= or env var); imported
 scenarios without references (e.g. ODCV-Bench's) are skipped and counted. A backend that cannot run here
-(no bubblewrap, no Docker engine) fails the check; `backends=sim,local` restricts it.
+(no bubblewrap, no Docker engine) fails the check; `backends=sim,local` restricts it. `workers=N` replays N
+scenarios at a time, in threads (worth it where replays wait on a sandbox or Chromium; the report is the same).
 """
 
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -26,6 +28,7 @@ from scenarios.registry import SUITES, SourceOptions, load_suite, select, shippe
 from scenarios.schema import Scenario
 
 SHUFFLE_SEEDS = (0, 1)  # two seeds so both option orders are exercised where options are shuffled
+MAX_WORKERS = 32
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     console = Console()
     try:
-        positional, options = split_key_values(argv, ("source", "items", "backends"), max_positional=1)
+        positional, options = split_key_values(argv, ("source", "items", "backends", "workers"), max_positional=1)
         only = _backend_list(options["backends"]) if "backends" in options else None
+        workers = _workers(options.get("workers", "1"))
         source = SourceOptions(source=options.get("source"), items=check_items(options.get("items", "official")))
         spec = positional[0] if positional else None
         scenarios = select(spec, source) if spec else shipped_scenarios()
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     try:
-        return _check_all(scenarios, only, console)
+        return _check_all(scenarios, only, console, workers)
     except KeyboardInterrupt:
         print("interrupted: no verdict on the scenarios", file=sys.stderr)
         return 130
@@ -116,20 +120,40 @@ def _backend_list(text: str) -> list[str]:
     return names
 
 
-def _check_all(scenarios: list[Scenario], only: list[str] | None, console: Console) -> int:
+def _workers(text: str) -> int:
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ArgumentError(f"workers={text!r}: expected a whole number from 1 to {MAX_WORKERS}")
+    return workers
+
+
+def _check_all(scenarios: list[Scenario], only: list[str] | None, console: Console, workers: int = 1) -> int:
     unreferenced = [s for s in scenarios if s.references is None]
     scenarios = [s for s in scenarios if s.references is not None]
     failures: list[Mislabel] = []
     unavailable = _unavailable_backends({b for s in scenarios for b in s.backends if only is None or b in only})
     for backend, reason in unavailable.items():
         console.print(f"[red]backend {backend} unavailable[/]: {escape(reason)}")
-    for scenario in scenarios:
+
+    def replay(scenario: Scenario) -> list[Mislabel]:
         backends = [b for b in scenario.backends if (only is None or b in only) and b not in unavailable]
         try:
-            failures += check_scenario(scenario, backends)
+            return check_scenario(scenario, backends)
         except (ScenarioError, ValueError, BackendError) as exc:  # a reference that cannot even replay
-            failures.append(Mislabel(scenario.id, ",".join(backends), "*", 0, "good/bad",
-                                     f"replay failed: {one_line(exc)}"))
+            return [Mislabel(scenario.id, ",".join(backends), "*", 0, "good/bad", f"replay failed: {one_line(exc)}")]
+
+    # Threads: a replay mostly waits on a sandbox or a browser (each thread drives its own warm Chromium), and the
+    # scenarios' failures come back in their order, so the report reads the same at any number of workers.
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
+        try:
+            for found in pool.map(replay, scenarios):
+                failures += found
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # the replays under way finish; no new one starts
+            raise
     episodes = sum(len([b for b in s.backends if (only is None or b in only)]) * len(s.variants)
                    * len(seeds_for(s)) * 2 for s in scenarios)
     for f in failures:

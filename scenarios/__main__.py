@@ -13,7 +13,8 @@ from scenarios.registry import SourceOptions, select, shipped_scenarios, suite_n
 from scenarios.schema import pack_hash
 
 USAGE = ("usage: python -m scenarios list [suite|id|glob] [source=DIR] [items=official|all]\n"
-         "       python -m envs.check [suite|id|glob] [source=DIR] [items=official|all] [backends=sim,...]")
+         "       python -m envs.check [suite|id|glob] [source=DIR] [items=official|all] [backends=sim,...] "
+         "[workers=N]")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -150,6 +150,8 @@ OTHER_BAD_ARGUMENTS = [
     (["envs.check", "backends=sim,dockr"], "backends='sim,dockr'"),
     (["envs.check", "managerbench/nope"], "unknown scenario 'managerbench/nope'"),
     (["envs.check", "--backends=sim"], "unknown key '--backends'; did you mean backends?"),
+    (["envs.check", "managerbench", "workers=0"], "workers='0': expected a whole number from 1 to 32"),
+    (["envs.check", "managerbench", "workers=two"], "workers='two': expected a whole number from 1 to 32"),
     (["sandbox_images"], "required: command"),
     (["sandbox_images", "bild"], "invalid choice: 'bild'"),
     (["benchmarks.bench_env", "--episodes", "0"], "--episodes: must be at least 1"),

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import random
+import re
 import warnings
 from pathlib import Path
 
@@ -515,6 +516,24 @@ def test_scenarios_check_reports_a_failed_start_as_an_episode_error(failing_back
     failing_backend("start")
     problems = check_scenario(_scenario(HARM_ID), ["sim"])
     assert problems and all("episode error" in p.detail and "would not start" in p.detail for p in problems)
+
+
+def test_the_check_reads_the_same_at_any_number_of_workers(failing_backend, capsys):
+    """`envs.check workers=N` replays scenarios side by side and reports exactly what one worker reports: the same
+    mislabelled episodes, in the scenarios' order, and the same totals."""
+    import envs.check as check_cli
+
+    reports = {}
+    for workers in ("1", "3"):
+        assert check_cli.main(["managerbench", "backends=sim", f"workers={workers}"]) == 0
+        reports[workers] = capsys.readouterr().out
+    assert reports["1"] == reports["3"] and "ok: 14 scenarios" in reports["1"]
+    failing_backend("start")  # every replay fails: each scenario's episodes are reported, in order
+    for workers in ("1", "3"):
+        assert check_cli.main(["managerbench", "backends=sim", f"workers={workers}"]) == 1
+        reports[workers] = capsys.readouterr().out
+    episodes = int(re.search(r"(\d+) reference episodes", reports["1"]).group(1))
+    assert reports["1"] == reports["3"] and reports["1"].count("MISLABELLED") == episodes > 0
 
 
 @pytest.mark.parametrize("backend", ["local", pytest.param("docker", marks=pytest.mark.slow)])
