@@ -187,10 +187,10 @@ class SafetyEnv(gym.Env[dict[str, str], str]):
                 self._backend.keep_artifacts(self.artifacts_dir, self._trajectory.episode_id)
             self._backend.start(setup.world, setup.scenario.tools)
             tools = self._backend.tools_text()
-            first = self._backend.first_observation()  # e.g. the desktop's page: the first turn can act on it
             live = self._backend.info().live_world
-            start = self._backend.world() if live else None
+            start = self._backend.world() if live else None  # as served, before the first observation is read
             self._watch = FailureWatch(setup.scenario.checks, self._pre, start) if live else None
+            first = self._backend.first_observation()  # e.g. the desktop's page: the first turn can act on it
             # Apps acting on a schedule (a pop-up due from action N) are told of each action, where the world is live
             # and one of its apps acts on it: asked once, as an episode's apps stay those it started with.
             self._acting = live and acts_on_actions(start)
