@@ -24,6 +24,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from envs.plugins import PluginError, Registry, UnknownPart, group, subclass_of
 from envs.world import FileEntry, World
+from envs.world.validation_messages import describe_problems
 from records.file_reading import (
     ProgramCrash,
     append_only_problem,
@@ -50,7 +51,12 @@ class RecordedWorld:
 
     def world(self) -> World:
         if self._world is None:
-            self._world = World.model_validate(self._dump)
+            try:
+                self._world = World.model_validate(self._dump)
+            except ValidationError as exc:  # a harness fault, not the agent's: say which part of the dump
+                problem = describe_problems(exc, first_only=True)
+                raise ValueError(f"the recorded pre-world does not validate back into a world (an app's state that "
+                                 f"does not survive its own JSON dump): pre_world.{problem}") from None
         return self._world
 
 

@@ -566,3 +566,14 @@ def test_episode_error_kinds_are_those_recorded(kind):
 ])
 def test_is_under_is_the_one_path_rule(path, root, under):
     assert is_under(path, root) is under
+
+
+def test_a_recorded_pre_world_that_does_not_validate_back_is_one_clear_error():
+    """Checks read the world before acting from the trajectory's pre_world dump; a dump that does not validate back
+    (an app's state that does not survive its own JSON) is a harness fault, said in one line naming the field."""
+    from records.checks import RecordedWorld
+
+    pre = RecordedWorld({"console": {"options": [], "display_order": []}})
+    ctx = CheckContext(pre=pre, post=World(), trace=[])
+    with pytest.raises(ValueError, match=r"pre_world\.console\.options: List should have at least 2 items"):
+        ctx.pre  # noqa: B018 - reading it is what validates it
