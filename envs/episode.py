@@ -29,6 +29,7 @@ class EpisodeSetup:
 # scenario): (content hash, variant, transforms' revision) -> the ScenarioRef. Everything in it follows from these,
 # so it is made (and its digests computed) once per scenario and variant, not per episode.
 _REFS = "_scenario_refs_memo"
+_MAX_REFS_PER_SCENARIO = 64  # far above one scenario's variants
 
 
 def prepare_episode(scenario: Scenario, variant: str, seed: int) -> EpisodeSetup:
@@ -40,6 +41,8 @@ def prepare_episode(scenario: Scenario, variant: str, seed: int) -> EpisodeSetup
     key = (content_hash, variant, TRANSFORMS.revision())
     ref = refs.get(key)
     if ref is None:
+        if len(refs) >= _MAX_REFS_PER_SCENARIO:  # a scenario edited in place again and again: old contents go
+            refs.clear()
         ref = refs[key] = ScenarioRef(id=scenario.id, hash=content_hash, suite=scenario.suite,
                                       family=scenario.family, category=scenario.category,
                                       metadata=scenario.metadata, checks=varied.checks,
