@@ -33,9 +33,7 @@ def permutation(seed: int, n: int) -> tuple[int, ...]:
         mask = (1 << i.bit_length()) - 1
         while True:
             if i > _M32 or half is None:
-                state = (state * _PCG_MULT + inc) & _M128
-                xored, rot = ((state >> 64) ^ state) & _M64, state >> 122
-                value = ((xored >> rot) | (xored << (64 - rot))) & _M64
+                state, value = _pcg64_next(state, inc)
                 if i <= _M32:
                     half, value = value >> 32, value & _M32
             else:
@@ -60,9 +58,7 @@ def first_integer(seed: int, n: int) -> int:
     threshold = None
     while True:
         if half is None:
-            state = (state * _PCG_MULT + inc) & _M128
-            xored, rot = ((state >> 64) ^ state) & _M64, state >> 122
-            value = ((xored >> rot) | (xored << (64 - rot))) & _M64
+            state, value = _pcg64_next(state, inc)
             half, drawn = value >> 32, value & _M32
         else:
             drawn, half = half, None
@@ -149,6 +145,13 @@ def _hash_constants(start: int, multiplier: int, count: int) -> tuple[tuple[int,
         pairs.append((constant, stepped))
         constant = stepped
     return tuple(pairs)
+
+
+def _pcg64_next(state: int, inc: int) -> tuple[int, int]:
+    """PCG64's next state and its 64-bit output (XSL-RR)."""
+    state = (state * _PCG_MULT + inc) & _M128
+    xored, rot = ((state >> 64) ^ state) & _M64, state >> 122
+    return state, ((xored >> rot) | (xored << (64 - rot))) & _M64
 
 
 def _pcg64_seeded(words: tuple[int, int, int, int]) -> tuple[int, int]:

@@ -92,13 +92,16 @@ def observation_notes(world: Any) -> list[str]:
 
 def acts_on_actions(world: Any) -> bool:
     """Whether an app `world` hosts overrides `on_action` (else `begin_action` would do nothing: steps skip it)."""
-    return any(state is not None and _hooks(name)[0] is not None
-               for name, state in (world.__pydantic_extra__ or {}).items())
+    return _hosts_hook(world, 0)
 
 
 def notes_observations(world: Any) -> bool:
     """Whether an app `world` hosts overrides `observation_note` (else `observation_notes` is always empty)."""
-    return any(state is not None and _hooks(name)[1] is not None
+    return _hosts_hook(world, 1)
+
+
+def _hosts_hook(world: Any, which: int) -> bool:
+    return any(state is not None and _hooks(name)[which] is not None
                for name, state in (world.__pydantic_extra__ or {}).items())
 
 
